@@ -1,0 +1,43 @@
+# ctpaper: `make paper` regenerates the paper from raw data; `make test` runs the test suite.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+CORES ?= all
+# Optional extra pip index for torch's CPU wheel on machines where PyPI's torch==2.13.0 is the CUDA
+# build, e.g. make paper TORCH_INDEX=https://download.pytorch.org/whl/cpu
+TORCH_INDEX ?=
+PIP_EXTRA := $(if $(TORCH_INDEX),--extra-index-url $(TORCH_INDEX),)
+# A verified offline copy of the raw data (see README); used when it exists.
+CTPAPER_RAW_MIRROR ?= $(if $(wildcard ../shared/data/raw),$(abspath ../shared/data/raw),)
+export CTPAPER_RAW_MIRROR
+
+.PHONY: env paper smoke test test-fast bench dryrun clean
+env: $(VENV)/.installed
+
+$(VENV)/.installed: requirements.txt constraints.txt pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q $(PIP_EXTRA) -r requirements.txt -c constraints.txt
+	$(BIN)/python -m pip install -q --no-deps --no-build-isolation -e .
+	touch $@
+
+paper: env
+	$(BIN)/snakemake --profile profiles/default --cores $(CORES) paper
+
+smoke: env
+	$(BIN)/snakemake --profile profiles/default --cores $(CORES) --configfile config/config.yaml config/smoke.yaml paper
+
+dryrun: env
+	$(BIN)/snakemake -n --profile profiles/slurm --configfile config/config.yaml
+
+test: env
+	$(BIN)/python -m pytest
+
+test-fast: env
+	$(BIN)/python -m pytest -m "not slow and not slurm"
+
+bench: env
+	$(BIN)/python bench/bench_engine.py
+
+clean:
+	rm -rf results .snakemake

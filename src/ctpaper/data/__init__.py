@@ -1,0 +1,1 @@
+"""Raw-data acquisition and preparation of the nine datasets (method.md section 2)."""

@@ -1,0 +1,120 @@
+"""What every rule script needs: logging to the rule's log, torch threads, provenance, atomic writes."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import platform
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Iterator
+
+log = logging.getLogger("ctpaper")
+
+
+def set_threads(n: int) -> None:
+    """Make torch (and BLAS) use exactly ``n`` threads, the number the rule was given."""
+    n = max(1, int(n))
+    for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
+        os.environ[var] = str(n)
+    try:
+        import torch
+
+        torch.set_num_threads(n)
+        with contextlib.suppress(RuntimeError):
+            torch.set_num_interop_threads(1)
+    except ImportError:  # pragma: no cover - torch is a hard dependency
+        pass
+
+
+def job_info() -> dict:
+    """Where this job runs: host, pid and the SLURM job id when under SLURM."""
+    return {
+        "host": socket.gethostname(),
+        "pid": os.getpid(),
+        "slurm_job_id": os.environ.get("SLURM_JOB_ID"),
+        "python": sys.version.split()[0],
+        "platform": platform.platform(),
+    }
+
+
+def git_commit(root: Path | None = None) -> str | None:
+    """The checked-out commit of the project, or None outside a git checkout."""
+    root = root or Path(__file__).resolve().parents[2]
+    try:
+        out = subprocess.run(["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True,
+                             text=True, timeout=10)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return out.stdout.strip() or None
+
+
+def package_versions() -> dict[str, str]:
+    """Versions of the packages that shape the numbers."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    out = {}
+    for name in ("torch", "numpy", "pandas", "pyarrow", "scipy", "scikit-learn", "matplotlib",
+                 "seaborn", "captum", "snakemake"):
+        try:
+            out[name] = version(name)
+        except PackageNotFoundError:
+            out[name] = "absent"
+    return out
+
+
+@contextlib.contextmanager
+def rule_context(smk) -> Iterator[logging.Logger]:
+    """Run a rule script body: log to the rule's log file, set threads, record where the job ran.
+
+    ``smk`` is the ``snakemake`` object of a script directive. The first log line records the
+    SLURM job id (``slurm_job_id=...``) so that cluster runs can be audited.
+    """
+    handlers: list[logging.Handler] = [logging.StreamHandler(sys.stderr)]
+    if len(smk.log):
+        Path(smk.log[0]).parent.mkdir(parents=True, exist_ok=True)
+        handlers.append(logging.FileHandler(smk.log[0], mode="w"))
+    logging.basicConfig(level=logging.INFO, handlers=handlers, force=True,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    set_threads(smk.threads)
+    info = job_info()
+    log.info("rule=%s wildcards=%s threads=%s slurm_job_id=%s host=%s", smk.rule,
+             dict(smk.wildcards), smk.threads, info["slurm_job_id"] or "none", info["host"])
+    t0 = time.perf_counter()
+    try:
+        yield log
+    except Exception:
+        log.exception("rule %s failed", smk.rule)
+        raise
+    log.info("rule=%s done in %.1f s", smk.rule, time.perf_counter() - t0)
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | Path) -> Iterator[Path]:
+    """Yield a temporary sibling path; rename it onto ``path`` only if the block succeeds."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+
+
+def write_json(obj, path: str | Path) -> None:
+    """Write ``obj`` as sorted, indented JSON atomically (byte-stable for equal inputs)."""
+    with atomic_path(path) as tmp:
+        tmp.write_text(json.dumps(obj, indent=2, sort_keys=True, default=str) + "\n")
+
+
+def write_parquet(df, path: str | Path) -> None:
+    """Write a DataFrame to Parquet atomically, without index, byte-stable for equal frames."""
+    with atomic_path(path) as tmp:
+        df.to_parquet(tmp, index=False, engine="pyarrow", compression="zstd")

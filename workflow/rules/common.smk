@@ -1,0 +1,86 @@
+# Config validation, path patterns and target lists shared by all rule files.
+
+import os
+import sys
+
+sys.path.insert(0, os.path.join(workflow.basedir, "src"))
+
+from ctpaper.config import (  # noqa: E402
+    ALL_DATASETS,
+    ConfigError,
+    dataset_kind,
+    validate as validate_config,
+)
+
+try:
+    validate_config(config)
+except ConfigError as err:
+    raise WorkflowError(str(err)) from None
+
+R = config["paths"]["results"]
+DATASETS = list(config["datasets"])
+FAMILIES = list(config["families"])
+SEEDS = [str(s) for s in config["train"]["seeds"]]
+FIG_SEED = SEEDS[0]  # figures and the paper's tables use the first training seed's models
+# bl serves both families; ct_<family> is counterfactual training under that family's mutability.
+MODELS = ["bl"] + [f"ct_{f}" for f in FAMILIES]
+REAL_DATASETS = [d for d in DATASETS if dataset_kind(d) != "synthetic"]
+
+
+wildcard_constraints:
+    dataset="|".join(DATASETS),
+    family="|".join(FAMILIES),
+    model="|".join(MODELS),
+    seed=r"\d+",
+
+
+# ---- path patterns: the files between stages -------------------------------------------------
+RAW_MANIFEST = f"{R}/raw/{{dataset}}/manifest.json"
+DATA_DIR = f"{R}/data/{{dataset}}"
+DATA = {k: f"{DATA_DIR}/{k}" for k in ("train.parquet", "test.parquet", "meta.json")}
+MODEL_DIR = f"{R}/models/{{dataset}}/seed{{seed}}/{{model}}"
+VAE = f"{R}/models/{{dataset}}/vae/model.pt"
+EVAL_DIR = f"{R}/eval/{{dataset}}/seed{{seed}}"
+CES = f"{EVAL_DIR}/{{family}}/ces.parquet"
+MMD = f"{EVAL_DIR}/{{family}}/mmd.parquet"
+ROBUSTNESS = f"{EVAL_DIR}/robustness.parquet"
+PERFORMANCE = f"{EVAL_DIR}/performance.parquet"
+IG_SUMMARY = f"{EVAL_DIR}/ig_summary.parquet"
+IG_MAPS = f"{R}/eval/mnist/seed{{seed}}/ig_maps.parquet"
+TABLE = f"{R}/tables/{{name}}"
+FIGURE = f"{R}/figures/{{name}}"
+LOGS = f"{R}/logs"
+BENCH = f"{R}/benchmarks"
+
+TABLE_NAMES = ["table1", "table2", "table3", "performance"]
+FIGURE_NAMES = ["fig1", "fig2", "fig3", "fig4", "fig5", "maturity"]
+
+
+def data_files(dataset):
+    return [p.format(dataset=dataset) for p in DATA.values()]
+
+
+def model_files(dataset, seed, model):
+    d = MODEL_DIR.format(dataset=dataset, seed=seed, model=model)
+    return [f"{d}/model.pt", f"{d}/log.parquet"]
+
+
+def figure_files(name):
+    return [f"{R}/figures/{name}.png", f"{R}/figures/{name}.pdf"]
+
+
+def table_files(name):
+    return [f"{R}/tables/{name}.csv", f"{R}/tables/{name}.md"]
+
+
+DATA_FILES = [f for d in DATASETS for f in data_files(d)]
+MODEL_FILES = [f for d in DATASETS for s in SEEDS for m in MODELS for f in model_files(d, s, m)]
+EVAL_FILES = (
+    [CES.format(dataset=d, seed=s, family=f) for d in DATASETS for s in SEEDS for f in FAMILIES]
+    + [MMD.format(dataset=d, seed=s, family=f) for d in DATASETS for s in SEEDS for f in FAMILIES]
+    + [ROBUSTNESS.format(dataset=d, seed=s) for d in DATASETS for s in SEEDS]
+    + [PERFORMANCE.format(dataset=d, seed=s) for d in DATASETS for s in SEEDS]
+)
+TABLE_FILES = [f for n in TABLE_NAMES for f in table_files(n)]
+FIGURE_FILES = [f for n in FIGURE_NAMES for f in figure_files(n)]
+PAPER_FILES = [f"{R}/paper/paper.html", f"{R}/paper/paper.pdf"]
