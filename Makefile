@@ -25,7 +25,7 @@ paper: env
 	$(BIN)/snakemake --profile profiles/default --cores $(CORES) paper
 
 smoke: env
-	$(BIN)/snakemake --profile profiles/default --cores $(CORES) --configfile config/config.yaml config/smoke.yaml paper
+	$(BIN)/snakemake --profile profiles/default --cores $(CORES) paper --configfile config/config.yaml config/smoke.yaml
 
 dryrun: env
 	$(BIN)/snakemake -n --profile profiles/slurm --configfile config/config.yaml

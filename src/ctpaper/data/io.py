@@ -93,7 +93,9 @@ def load_dataset(directory: str | Path) -> Dataset:
         y = df["y"].to_numpy(dtype=np.int64)
         if mask is not None:
             X, y = X[mask], y[mask]
-        return torch.from_numpy(np.ascontiguousarray(X)), torch.from_numpy(np.ascontiguousarray(y))
+        # pandas may hand out read-only views (copy-on-write); torch needs writable memory
+        X, y = np.require(X, requirements=["C", "W"]), np.require(y, requirements=["C", "W"])
+        return torch.from_numpy(X), torch.from_numpy(y)
 
     X_tr, y_tr = tens(pool, ~val)
     X_va, y_va = tens(pool, val)

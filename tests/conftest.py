@@ -1,0 +1,80 @@
+"""Shared test fixtures: the repository root, the verified raw-data mirror, configs, prepared datasets."""
+
+from __future__ import annotations
+
+import copy
+import os
+from pathlib import Path
+
+import pytest
+import torch
+
+from ctpaper import config as cfg
+
+torch.set_num_threads(1)
+
+REPO = Path(__file__).resolve().parents[1]
+MIRROR_ENV = "CTPAPER_RAW_MIRROR"
+
+
+def mirror_path() -> Path:
+    """$CTPAPER_RAW_MIRROR, else ``shared/data/raw`` beside the repository root."""
+    env = os.environ.get(MIRROR_ENV)
+    return Path(env).resolve() if env else (REPO.parent / "shared" / "data" / "raw").resolve()
+
+
+@pytest.fixture(scope="session")
+def repo_root() -> Path:
+    return REPO
+
+
+@pytest.fixture(scope="session")
+def raw_mirror() -> Path:
+    """The verified offline copy of the raw data. Missing mirror = failure, never a skip."""
+    path = mirror_path()
+    if not path.is_dir():
+        pytest.fail(f"raw-data mirror {path} not found: set {MIRROR_ENV} to a directory holding "
+                    "adult/, california_housing/, credit_default/, give_me_some_credit/ and mnist/",
+                    pytrace=False)
+    return path
+
+
+@pytest.fixture(scope="session")
+def _default_config() -> dict:
+    return cfg.load(cfg.DEFAULT_CONFIG)
+
+
+@pytest.fixture
+def base_config(_default_config) -> dict:
+    """A fresh, mutable copy of the validated default config (config/config.yaml)."""
+    return copy.deepcopy(_default_config)
+
+
+@pytest.fixture(scope="session")
+def prepared_data(raw_mirror, _default_config, tmp_path_factory):
+    """``get(dataset) -> Path``: the dataset prepared once per session with the default config.
+
+    Raw files come from the mirror (empty project raw dir, downloads off); the directory holds
+    train.parquet, test.parquet, meta.json and raw_manifest.json.
+    """
+    from ctpaper.data.prepare import prepare_dataset
+    from ctpaper.data.raw import fetch_dataset
+
+    root = tmp_path_factory.mktemp("prepared")
+    config = copy.deepcopy(_default_config)
+    config["paths"].update(raw_dir=str(root / "raw"), raw_mirror=str(raw_mirror), download=False)
+    cache: dict[str, Path] = {}
+
+    def get(dataset: str) -> Path:
+        if dataset not in cache:
+            out = root / dataset
+            manifest = None
+            if cfg.dataset_kind(dataset) != "synthetic":
+                manifest = out / "raw_manifest.json"
+                fetch_dataset(dataset, config, manifest)
+            prepare_dataset(dataset, config, manifest, out / "train.parquet", out / "test.parquet",
+                            out / "meta.json")
+            cache[dataset] = out
+        return cache[dataset]
+
+    return get

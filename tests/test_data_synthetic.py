@@ -1,0 +1,91 @@
+"""Synthetic generators (method 2.2): formulas, sizes, shuffling and the pool/test positions."""
+
+import numpy as np
+import pytest
+
+from ctpaper.data.synthetic import generate, prepare_synthetic
+
+N = 100_000
+
+
+def rng(seed=42):
+    return np.random.default_rng(seed)
+
+
+@pytest.mark.parametrize("name", ["ls", "ol", "circ", "moon"])
+def test_generated_classes_are_balanced(name):
+    X, y = generate(name, N, rng())
+    assert X.shape == (N, 2) and y.shape == (N,)
+    assert np.bincount(y).tolist() == [N // 2, N // 2]
+    assert np.isfinite(X).all()
+
+
+@pytest.mark.parametrize("name, sd", [("ls", 0.5), ("ol", 2.0)])
+def test_blobs_centres_and_spread(name, sd):
+    centres = np.random.default_rng(42).uniform(-10, 10, size=(2, 2))
+    X, y = generate(name, N, rng())
+    for c in (0, 1):
+        assert np.allclose(X[y == c].mean(0), centres[c], atol=0.05)
+        assert np.allclose(X[y == c].std(0), sd, rtol=0.02)
+    fixed = [[1.0, 2.0], [-3.0, 4.0]]
+    X, y = generate(name, N, rng(), centers=fixed)
+    assert np.allclose(X[y == 1].mean(0), [-3.0, 4.0], atol=0.05)
+
+
+def test_ls_and_ol_share_their_centres():
+    X_ls, y = generate("ls", N, rng())
+    X_ol, _ = generate("ol", N, rng())
+    assert np.allclose(X_ls[y == 0].mean(0), X_ol[y == 0].mean(0), atol=0.1)
+
+
+def test_circles_radii_and_noise():
+    X, y = generate("circ", N, rng())
+    r = np.linalg.norm(X, axis=1)
+    assert np.allclose(X[y == 0].mean(0), 0, atol=0.01)
+    assert np.allclose(X[y == 0].std(0), 0.15, rtol=0.03)  # radius 0.01 + N(0, 0.15^2)
+    assert abs(np.median(r[y == 1]) - 1.0) < 0.02
+
+
+def test_moons_use_the_method_shift_not_sklearns():
+    X, y = generate("moon", N, rng())
+    # E[cos] = 0 and E[sin] = 2/pi for theta ~ U[0, pi]
+    assert np.allclose(X[y == 0].mean(0), [0.0, 2 / np.pi], atol=0.02)
+    assert np.allclose(X[y == 1].mean(0), [1.0, 0.3 - 2 / np.pi], atol=0.02)
+    assert X[y == 0, 1].min() > -0.6 and X[y == 1, 1].max() < 0.9
+
+
+def test_pool_is_first_3600_and_test_last_900_of_the_shuffle(base_config):
+    prep = prepare_synthetic("moon", base_config)
+    assert prep.X_pool.shape == (3600, 2) and prep.X_test.shape == (900, 2)
+    assert prep.X_pool.dtype == np.float32 and prep.y_pool.dtype == np.int64
+    X, y = generate("moon", N, np.random.default_rng(base_config["seed"]["data"]))
+    order = np.random.default_rng(base_config["seed"]["global"]).permutation(N)
+    np.testing.assert_array_equal(prep.X_pool, X[order[:3600]].astype(np.float32))
+    np.testing.assert_array_equal(prep.y_test, y[order[-900:]])
+    assert prep.feature_names == ["x1", "x2"] and prep.classes == [0, 1]
+    assert 0.45 < prep.y_pool.mean() < 0.55
+
+
+def test_generation_is_deterministic_and_seeded(base_config):
+    a, b = prepare_synthetic("ls", base_config), prepare_synthetic("ls", base_config)
+    np.testing.assert_array_equal(a.X_pool, b.X_pool)
+    base_config["seed"]["data"] = 7
+    c = prepare_synthetic("ls", base_config)
+    assert not np.allclose(a.X_pool, c.X_pool)
+
+
+def test_configured_centres_are_used(base_config):
+    base_config["data"]["synthetic"]["centers"] = [[5.0, 5.0], [-5.0, -5.0]]
+    prep = prepare_synthetic("ls", base_config)
+    assert np.allclose(prep.X_pool[prep.y_pool == 0].mean(0), [5, 5], atol=0.1)
+
+
+def test_inconsistent_sizes_are_rejected(base_config):
+    base_config["data"]["synthetic"].update(n_generate=1000, n_pool=900, n_test=200)
+    with pytest.raises(ValueError, match="data.synthetic"):
+        prepare_synthetic("circ", base_config)
+
+
+def test_unknown_generator():
+    with pytest.raises(ValueError, match="no synthetic generator"):
+        generate("spiral", 10, rng())

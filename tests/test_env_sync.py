@@ -1,0 +1,58 @@
+"""The pip pins (requirements.txt), the conda description (environment.yml) and the torch constraint agree."""
+
+from pathlib import Path
+
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _pins(lines):
+    out = {}
+    for line in lines:
+        line = line.split("#", 1)[0].strip()
+        if not line or line.startswith("-"):
+            continue
+        name, sep, ver = line.partition("==")
+        assert sep, f"unpinned requirement: {line!r}"
+        out[name.strip().lower().replace("_", "-")] = ver.strip()
+    return out
+
+
+def requirements():
+    return _pins((ROOT / "requirements.txt").read_text().splitlines())
+
+
+def conda_pins():
+    env = yaml.safe_load((ROOT / "environment.yml").read_text())
+    pip_block = next(d["pip"] for d in env["dependencies"] if isinstance(d, dict) and "pip" in d)
+    return _pins(pip_block)
+
+
+def test_environment_yml_matches_requirements():
+    assert conda_pins() == requirements()
+
+
+def test_torch_is_pinned_to_the_cpu_release_everywhere():
+    assert requirements()["torch"] == "2.13.0"
+    assert _pins((ROOT / "constraints.txt").read_text().splitlines()) == {"torch": "2.13.0"}
+    assert "torch==2.13.0" in (ROOT / "pyproject.toml").read_text()
+
+
+def test_installed_torch_is_the_cpu_build_without_cuda_packages():
+    from importlib.metadata import distributions
+
+    import torch
+
+    assert torch.__version__.startswith("2.13.0")
+    assert not torch.version.cuda, "a CUDA build of torch is installed"
+    cuda = sorted(d.metadata["Name"] for d in distributions()
+                  if d.metadata["Name"] and d.metadata["Name"].lower().startswith("nvidia"))
+    assert not cuda, f"CUDA packages were pulled in: {cuda}"
+
+
+def test_installed_versions_match_the_pins():
+    from importlib.metadata import version
+
+    for name, pinned in requirements().items():
+        assert version(name).split("+")[0] == pinned, name
