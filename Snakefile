@@ -44,6 +44,7 @@ rule train:
 rule evaluate:
     input:
         EVAL_FILES,
+        EVAL_EXTRA_FILES,
 
 
 rule tables:

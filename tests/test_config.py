@@ -62,3 +62,10 @@ def test_config_hash_is_stable_and_sensitive(cfg):
     assert C.config_hash(cfg) == C.config_hash(other)
     other["seed"]["global"] += 1
     assert C.config_hash(cfg) != C.config_hash(other)
+
+
+def test_both_families_are_required(cfg):
+    bad = copy.deepcopy(cfg)
+    bad["families"] = ["free"]
+    with pytest.raises(C.ConfigError, match=r"families: must include 'protected'"):
+        C.validate(bad)

@@ -78,6 +78,9 @@ def validate(config: dict) -> dict:
                 where = ".".join([*map(str, err.absolute_path), *unknown]) if unknown else where
                 lines.append(f"config key {where}: unknown key (allowed: "
                              f"{', '.join(sorted(err.schema.get('properties', {})))})")
+            elif err.validator == "contains" and "const" in err.validator_value:
+                lines.append(f"config key {where}: must include {err.validator_value['const']!r} "
+                             f"(got {err.instance!r})")
             else:
                 lines.append(f"config key {where}: {err.message}")
         raise ConfigError("invalid configuration:\n  " + "\n  ".join(lines))

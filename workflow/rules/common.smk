@@ -39,6 +39,8 @@ RAW_MANIFEST = f"{R}/raw/{{dataset}}/manifest.json"
 DATA_DIR = f"{R}/data/{{dataset}}"
 DATA = {k: f"{DATA_DIR}/{k}" for k in ("train.parquet", "test.parquet", "meta.json")}
 MODEL_DIR = f"{R}/models/{{dataset}}/seed{{seed}}/{{model}}"
+MODEL_PT = f"{MODEL_DIR}/model.pt"
+MODEL_LOG = f"{MODEL_DIR}/log.parquet"
 VAE = f"{R}/models/{{dataset}}/vae/model.pt"
 EVAL_DIR = f"{R}/eval/{{dataset}}/seed{{seed}}"
 CES = f"{EVAL_DIR}/{{family}}/ces.parquet"
@@ -63,8 +65,7 @@ def data_files(dataset):
 
 
 def model_files(dataset, seed, model):
-    d = MODEL_DIR.format(dataset=dataset, seed=seed, model=model)
-    return [f"{d}/model.pt", f"{d}/log.parquet"]
+    return [p.format(dataset=dataset, seed=seed, model=model) for p in (MODEL_PT, MODEL_LOG)]
 
 
 def figure_files(name):

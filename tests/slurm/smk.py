@@ -1,0 +1,182 @@
+"""Helpers for the tests that run Snakemake as a user does (tests/test_dag.py, tests/test_slurm_cluster.py).
+
+Every Snakemake run goes through ``run()``: the project root as the current directory (so that
+``--profile profiles/...`` resolves as documented), ``--directory <tmp>`` so that ``.snakemake/``,
+relative result paths and SLURM logs stay in a temporary directory, explicit ``--configfile``s
+(config/config.yaml first, then overlays) and a hard ``timeout -k``.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+ROOT = Path(__file__).resolve().parents[2]
+CONFIG = ROOT / "config" / "config.yaml"
+SMOKE = ROOT / "config" / "smoke.yaml"
+SLURM_PROFILE = "profiles/slurm"
+TEST_PROFILE = "tests/slurm/profile"
+CLUSTER_SH = ROOT / "tests" / "slurm" / "cluster.sh"
+
+sys.path.insert(0, str(ROOT / "src"))
+from ctpaper import config as C  # noqa: E402
+
+
+def snakemake_cmd() -> list[str]:
+    venv = ROOT / ".venv" / "bin" / "snakemake"
+    if venv.exists():
+        return [str(venv)]
+    exe = Path(sys.executable).with_name("snakemake")
+    if exe.exists():
+        return [str(exe)]
+    return [sys.executable, "-m", "snakemake"]
+
+
+def write_overlay(path: Path, overlay: dict) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(yaml.safe_dump(overlay, sort_keys=False))
+    return path
+
+
+def merged_config(*files: Path) -> dict:
+    """The config Snakemake sees for these --configfile arguments (validated)."""
+    return C.load(*files)
+
+
+def run(args: list[str], workdir: Path, configfiles: list[Path] | None = None, *,
+        timeout: int = 300, env: dict | None = None, background: bool = False):
+    """Run snakemake ``args`` from the project root with ``--directory workdir``.
+
+    Targets belong in ``args`` (they are placed before ``--configfile``, which takes several
+    values). Returns a CompletedProcess with ``.output`` = stdout + stderr, or a Popen when
+    ``background``.
+    """
+    workdir.mkdir(parents=True, exist_ok=True)
+    cmd = ["timeout", "-k", "10", str(timeout), *snakemake_cmd(), *args, "--directory", str(workdir)]
+    if configfiles:
+        cmd += ["--configfile", *map(str, configfiles)]
+    full_env = {**os.environ, **(env or {})}
+    # the user's own default profile (SNAKEMAKE_PROFILE) must not leak into the tests
+    full_env.pop("SNAKEMAKE_PROFILE", None)
+    if background:
+        return subprocess.Popen(cmd, cwd=ROOT, env=full_env, stdout=subprocess.PIPE,
+                                stderr=subprocess.STDOUT, text=True)
+    proc = subprocess.run(cmd, cwd=ROOT, env=full_env, capture_output=True, text=True)
+    proc.output = proc.stdout + proc.stderr
+    proc.cmd = " ".join(cmd)
+    return proc
+
+
+def check(proc, what: str = "snakemake"):
+    assert proc.returncode == 0, f"{what} failed (exit {proc.returncode}):\n{proc.cmd}\n{proc.output[-6000:]}"
+    return proc
+
+
+# ---- parsing Snakemake's dry-run output ---------------------------------------------------------
+_RULE = re.compile(r"^(?P<local>local)?rule (?P<rule>\w+):$")
+
+
+def job_stats(output: str) -> dict[str, int]:
+    """{rule: number of jobs} from the first 'Job stats' table of a run or dry run."""
+    text = output.replace("\r", "")
+    m = re.search(r"Job stats:\njob\s+count\n-+\s+-+\n((?:\S+\s+\d+\n)+?)total\s+(\d+)", text)
+    if not m:
+        if re.search(r"Nothing to be done", text):
+            return {}
+        raise AssertionError(f"no 'Job stats' table in the output:\n{text[-4000:]}")
+    stats = {}
+    for line in m.group(1).splitlines():
+        rule, count = line.split()
+        stats[rule] = int(count)
+    assert sum(stats.values()) == int(m.group(2)), "job stats do not add up"
+    return stats
+
+
+@dataclass
+class Job:
+    rule: str
+    local: bool
+    fields: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def resources(self) -> dict[str, str]:
+        out = {}
+        for item in self.fields.get("resources", "").split(", "):
+            if "=" in item:
+                k, v = item.split("=", 1)
+                out[k.strip()] = v.strip()
+        return out
+
+    @property
+    def threads(self) -> int:
+        return int(self.fields.get("threads", "1"))  # Snakemake prints threads only when > 1
+
+    @property
+    def wildcards(self) -> str:
+        return self.fields.get("wildcards", "")
+
+
+def jobs(output: str) -> list[Job]:
+    """Every job block ('rule x:' / 'localrule x:' + indented 'key: value' lines) of a dry run."""
+    out: list[Job] = []
+    current: Job | None = None
+    for line in output.replace("\r", "").splitlines():
+        m = _RULE.match(line)
+        if m:
+            current = Job(m["rule"], bool(m["local"]))
+            out.append(current)
+            continue
+        if current is not None and line.startswith("    ") and ": " in line:
+            k, v = line.strip().split(": ", 1)
+            current.fields[k] = v
+        elif current is not None and not line.startswith("    "):
+            current = None
+    return out
+
+
+def list_rules(workdir: Path, configfiles: list[Path]) -> list[str]:
+    proc = check(run(["--list-rules"], workdir, configfiles, timeout=120), "snakemake --list-rules")
+    return [ln.strip() for ln in proc.stdout.splitlines() if re.fullmatch(r"\s*\w+\s*", ln)]
+
+
+def profile(name: str) -> dict:
+    with open(ROOT / name / "config.yaml") as fh:
+        return yaml.safe_load(fh)
+
+
+def eval_resource(value, attempt: int = 1):
+    """A profile resource value as Snakemake evaluates it for ``attempt`` (int or expression)."""
+    if isinstance(value, (int, float)):
+        return value
+    try:
+        return eval(str(value), {"attempt": attempt})  # noqa: S307 - our own profile
+    except (NameError, SyntaxError):
+        return value
+
+
+def have_root() -> bool:
+    return hasattr(os, "geteuid") and os.geteuid() == 0
+
+
+def apt_install(*packages: str, timeout: int = 600) -> tuple[bool, str]:
+    """apt-get install ``packages`` (root only); (ok, message)."""
+    if not have_root():
+        return False, "not root"
+    if not shutil.which("apt-get"):
+        return False, "apt-get not available"
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    base = ["timeout", "-k", "10", str(timeout), "apt-get", "-q", "-y", "-o", "DPkg::Lock::Timeout=300"]
+    proc = subprocess.run([*base, "install", "--no-install-recommends", *packages], env=env,
+                          capture_output=True, text=True)
+    if proc.returncode != 0:
+        subprocess.run([*base, "update"], env=env, capture_output=True, text=True)
+        proc = subprocess.run([*base, "install", "--no-install-recommends", *packages], env=env,
+                              capture_output=True, text=True)
+    return proc.returncode == 0, (proc.stdout + proc.stderr)[-2000:]

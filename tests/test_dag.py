@@ -1,0 +1,348 @@
+"""The workflow's DAG, its SLURM profile and bad input, checked through Snakemake itself.
+
+Offline, no cluster: `snakemake -n --profile profiles/slurm` validates the profile and the plugin's
+options and prints every job with its threads and resources. Expectations are derived from the
+config (``expected_jobs``), never typed in, so a config change or a new rule that the map does not
+know fails here until the map is extended.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parent / "slurm"))
+import smk  # noqa: E402  (tests/slurm/smk.py)
+from smk import C, CONFIG, ROOT, SLURM_PROFILE, SMOKE, TEST_PROFILE  # noqa: E402
+
+# Target rules of the Snakefile: they only collect files and run on the submitting host.
+TARGET_RULES = {"all", "data", "train", "evaluate", "tables", "figures", "fig1", "fig2", "fig3", "fig4",
+                "fig5", "maturity", "paper"}
+# The Snakefile's targets by stage: what each one pulls in.
+STAGES = ("data", "train", "evaluate", "report")
+TARGET_STAGE = {"data": "data", "train": "train", "evaluate": "evaluate", "all": "report",
+                "paper": "report"}
+
+
+def expected_jobs(cfg: dict, target: str = "all") -> dict[str, int]:
+    """Jobs per rule that ``snakemake <target>`` runs from scratch for config ``cfg``.
+
+    One entry per rule of the workflow; extend it when a rule is added (a rule in the DAG that is
+    missing here fails test_job_counts). Rules with 0 jobs are left out of the result.
+    """
+    datasets, seeds, families = cfg["datasets"], cfg["train"]["seeds"], cfg["families"]
+    n_d, n_s, n_f = len(datasets), len(seeds), len(families)
+    real = [d for d in datasets if C.dataset_kind(d) != "synthetic"]
+    mnist = "mnist" in datasets
+    models = 1 + n_f  # bl + ct_<family>
+    upto = STAGES.index(TARGET_STAGE[target])
+    per_stage = {
+        "data": {
+            "fetch_raw": len(real),          # one per real dataset (synthetic ones are generated)
+            "prepare_data": n_d,
+        },
+        "train": {
+            "train_model": n_d * n_s * models,
+            # REVISE's VAE, one per dataset (shared by seeds), only for CT training with REVISE
+            "train_vae": n_d if cfg["train"]["generator"] == "revise" else 0,
+        },
+        "evaluate": {  # every dataset x seed (x family)
+            "evaluate_ces": n_d * n_s * n_f,
+            "robustness": n_d * n_s,
+            "performance": n_d * n_s,
+            "ig_summary": n_d * n_s,
+            "integrated_gradients": n_s if mnist else 0,  # MNIST class-average IG maps per seed
+        },
+        "report": {
+            "table_scores": 2,               # table1, table3
+            "table_settings": 1,             # table2
+            "table_performance": 1,
+            "figure_fig1": 1,
+            "figure_fig3": 1,
+            "figure_maturity": 1,
+            "figure_fig2": 1 if mnist else 0,
+            "figure_fig45": 2 if mnist else 0,  # fig4, fig5
+            "provenance": 1,
+            "paper_values": 1,
+            "render_paper": 1,
+        },
+    }
+    counts: dict[str, int] = {target: 1}  # the target rule itself
+    for stage in STAGES[: upto + 1]:
+        counts.update(per_stage[stage])
+    return {rule: n for rule, n in counts.items() if n}
+
+
+# ---- dry runs (module scope: each is a few seconds) ----------------------------------------------
+@pytest.fixture(scope="module")
+def work(tmp_path_factory):
+    return tmp_path_factory.mktemp("dag")
+
+
+def _dry(work: Path, name: str, target: str, configfiles, *extra: str) -> dict:
+    wd = work / name
+    proc = smk.check(smk.run([target, "-n", *extra], wd, configfiles, timeout=300), f"dry run {name}")
+    return {"name": name, "target": target, "config": smk.merged_config(*configfiles),
+            "output": proc.output, "stats": smk.job_stats(proc.output), "jobs": smk.jobs(proc.output)}
+
+
+@pytest.fixture(scope="module")
+def paper_dry(work):
+    """The paper's full config with the SLURM profile."""
+    return _dry(work, "paper", "all", [CONFIG], "--profile", SLURM_PROFILE)
+
+
+@pytest.fixture(scope="module")
+def smoke_site_dry(work):
+    """Smoke config, SLURM profile + a site profile (the test cluster's overlay)."""
+    return _dry(work, "smoke_site", "all", [CONFIG, SMOKE], "--profile", SLURM_PROFILE,
+                "--profile", TEST_PROFILE)
+
+
+@pytest.fixture(scope="module")
+def variant_dry(work):
+    """Two seeds, REVISE for training, the `evaluate` target, account/partition on the command line."""
+    overlay = smk.write_overlay(work / "variant.yaml", {
+        "datasets": ["ls", "adult", "mnist"],
+        "train": {"seeds": [1, 2], "generator": "revise"}})
+    return _dry(work, "variant", "evaluate", [CONFIG, SMOKE, overlay], "--profile", SLURM_PROFILE,
+                "--default-resources", "slurm_account=acct_x", "slurm_partition=part_x")
+
+
+@pytest.fixture(scope="module")
+def local_dry(work):
+    """The paper's config without the SLURM profile: the threads and resources the rules declare."""
+    return _dry(work, "local", "all", [CONFIG])
+
+
+DRY_RUNS = ("paper_dry", "smoke_site_dry", "variant_dry")
+
+
+# ---- profiles ------------------------------------------------------------------------------------
+def test_profiles_merge_as_documented():
+    """profiles/default is loaded as the workflow profile on every run and overrides other profiles
+    key by key: with --profile profiles/slurm the executor must still be slurm."""
+    slurm = smk.profile(SLURM_PROFILE)
+    default = smk.profile("profiles/default")
+    assert not {"executor", "latency-wait", "jobs", "keep-going", "restart-times", "default-resources",
+                "set-resources", "set-threads"} & set(default), \
+        "profiles/default/config.yaml overrides the SLURM profile: keep it executor-neutral"
+    code = ("import sys; from snakemake.cli import parse_args; _, a = parse_args(sys.argv[1:]); "
+            "print(a.executor, a.latency_wait, a.jobs, a.retries, a.slurm_status_command)")
+    out = subprocess.run(["timeout", "-k", "5", "120", *_python(), "-c", code, "--profile", SLURM_PROFILE,
+                          "--profile", TEST_PROFILE], cwd=ROOT, capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    executor, latency, jobs, restarts, status = out.stdout.split()
+    test = smk.profile(TEST_PROFILE)
+    assert executor == "slurm"
+    assert int(latency) == test["latency-wait"] and int(jobs) == test["jobs"]
+    assert int(restarts) == test["restart-times"] and status == "squeue"
+    # the site/test profile replaces default-resources as a whole: it must repeat the defaults
+    assert slurm["default-resources"].items() <= test["default-resources"].items()
+
+
+def _python() -> list[str]:
+    venv = ROOT / ".venv" / "bin" / "python"
+    return [str(venv if venv.exists() else sys.executable)]
+
+
+# ---- job counts ----------------------------------------------------------------------------------
+@pytest.mark.parametrize("dry", DRY_RUNS)
+def test_job_counts(dry, request):
+    run = request.getfixturevalue(dry)
+    expected = expected_jobs(run["config"], run["target"])
+    got = run["stats"]
+    print(f"\n{run['name']} ({run['target']}): " + ", ".join(f"{r}={n}" for r, n in sorted(got.items())))
+    unknown = sorted(set(got) - set(expected))
+    assert not unknown, (f"rules {unknown} are in the DAG but unknown to expected_jobs() in "
+                         f"tests/test_dag.py: add them (with a count derived from the config)")
+    assert got == expected
+
+
+# ---- per-job threads, resources and logs ---------------------------------------------------------
+def _cluster_jobs(run):
+    """Jobs that are submitted to SLURM: all but the Snakefile's target rules (its localrules)."""
+    return [j for j in run["jobs"] if j.rule not in TARGET_RULES]
+
+
+@pytest.mark.parametrize("dry", DRY_RUNS)
+def test_every_job_has_log_threads_and_profile_resources(dry, request):
+    run = request.getfixturevalue(dry)
+    prof = smk.profile(SLURM_PROFILE)
+    problems = []
+    for job in _cluster_jobs(run):
+        res, where = job.resources, f"{job.rule}[{job.wildcards}]"
+        if "log" not in job.fields:
+            problems.append(f"{where}: no log")
+        want = {k: smk.eval_resource(v) for k, v in prof["set-resources"].get(job.rule, {}).items()}
+        for key in ("mem_mb", "runtime"):
+            if key not in res:
+                problems.append(f"{where}: no {key}")
+            elif key in want and int(res[key]) != want[key]:
+                problems.append(f"{where}: {key}={res[key]}, profile says {want[key]}")
+        if job.threads != prof["set-threads"].get(job.rule, job.threads):
+            problems.append(f"{where}: threads={job.threads}, profile says {prof['set-threads'][job.rule]}")
+    assert not problems, "\n".join(problems)
+    assert _cluster_jobs(run), "no cluster jobs in the dry run"
+
+
+def test_profile_matches_the_rules_declarations(local_dry):
+    """profiles/slurm requests at least the mem_mb/runtime each rule declares (from measurements) and
+    exactly its threads (results must not depend on where a job ran)."""
+    prof = smk.profile(SLURM_PROFILE)
+    problems, table = [], {}
+    for job in _cluster_jobs(local_dry):
+        res = job.resources
+        want = {k: smk.eval_resource(v) for k, v in prof["set-resources"].get(job.rule, {}).items()}
+        table.setdefault(job.rule, set()).add((job.threads, int(res["mem_mb"]), int(res["runtime"])))
+        if job.threads != prof["set-threads"].get(job.rule):
+            problems.append(f"{job.rule}: rule threads {job.threads} != profile {prof['set-threads'].get(job.rule)}")
+        for key in ("mem_mb", "runtime"):
+            if key in want and want[key] < int(res[key]):
+                problems.append(f"{job.rule}[{job.wildcards}]: profile {key}={want[key]} < rule's {res[key]}")
+    print("\nrule: declared (threads, mem_mb, runtime) -> profiles/slurm (threads, mem_mb, runtime)")
+    for rule, decl in sorted(table.items()):
+        r = prof["set-resources"].get(rule, {})
+        print(f"  {rule}: {sorted(decl)} -> ({prof['set-threads'].get(rule)}, "
+              f"{smk.eval_resource(r.get('mem_mb'))}, {smk.eval_resource(r.get('runtime'))})")
+    assert not problems, "\n".join(problems)
+
+
+def test_account_and_partition_from_the_command_line(variant_dry):
+    """`--default-resources slurm_account=.. slurm_partition=..` replaces the profile's
+    default-resources, but every rule's mem_mb/runtime/threads come from set-resources/set-threads."""
+    for job in _cluster_jobs(variant_dry):
+        assert job.resources.get("slurm_account") == "acct_x", job
+        assert job.resources.get("slurm_partition") == "part_x", job
+
+
+def test_site_profile_adds_partition(smoke_site_dry):
+    part = smk.profile(TEST_PROFILE)["default-resources"]["slurm_partition"]
+    for job in _cluster_jobs(smoke_site_dry):
+        assert job.resources.get("slurm_partition") == part, job
+
+
+def test_profile_covers_every_rule(work, paper_dry, smoke_site_dry, variant_dry):
+    """Every non-target rule of the workflow has set-threads and set-resources (mem_mb, runtime) in
+    profiles/slurm, the profile names no rule that does not exist, and every rule is exercised by
+    one of the dry runs above."""
+    rules = set(smk.list_rules(work / "list_rules", [CONFIG]))
+    assert rules, "snakemake --list-rules listed nothing"
+    prof = smk.profile(SLURM_PROFILE)
+    job_rules = {j.rule for run in (paper_dry, smoke_site_dry, variant_dry) for j in _cluster_jobs(run)}
+    work_rules = rules - TARGET_RULES
+    missing_res = sorted(r for r in work_rules
+                         if not {"mem_mb", "runtime"} <= set(prof["set-resources"].get(r, {})))
+    missing_thr = sorted(work_rules - set(prof["set-threads"]))
+    stale = sorted((set(prof["set-resources"]) | set(prof["set-threads"])) - rules)
+    unexercised = sorted(work_rules - job_rules)
+    assert not missing_res, f"profiles/slurm set-resources lacks mem_mb/runtime for {missing_res}"
+    assert not missing_thr, f"profiles/slurm set-threads lacks {missing_thr}"
+    assert not stale, f"profiles/slurm names rules that do not exist: {stale}"
+    assert not unexercised, f"rules never in a tested DAG (add a dry run that needs them): {unexercised}"
+
+
+@pytest.mark.parametrize("families", [["free"], ["protected"]], ids=["free-only", "protected-only"])
+def test_single_family_config_is_built_or_rejected(work, families):
+    """A config with one family either builds the DAG (no model of the other family needed) or is
+    rejected by the config validation with a message naming `families`; never a missing-input crash."""
+    name = "family_" + "_".join(families)
+    overlay = smk.write_overlay(work / f"{name}.yaml", {"families": families})
+    proc = smk.run(["all", "-n", "--profile", SLURM_PROFILE], work / name, [CONFIG, SMOKE, overlay],
+                   timeout=300)
+    if proc.returncode != 0:
+        assert "families" in proc.output and "MissingInputException" not in proc.output, \
+            f"a config the schema accepts does not build a DAG:\n{proc.output[-2500:]}"
+        return
+    cfg = smk.merged_config(CONFIG, SMOKE, overlay)
+    assert smk.job_stats(proc.output) == expected_jobs(cfg, "all")
+
+
+# ---- rule graph ----------------------------------------------------------------------------------
+@pytest.fixture(scope="session")
+def dot():
+    if not shutil.which("dot"):
+        ok, msg = smk.apt_install("graphviz")
+        if not ok:
+            pytest.skip(f"graphviz's `dot` is missing and could not be installed with apt: {msg[-300:]}")
+    return shutil.which("dot")
+
+
+def test_rulegraph_renders_with_dot(work, dot, paper_dry):
+    proc = smk.check(smk.run(["all", "--rulegraph"], work / "rulegraph", [CONFIG], timeout=300),
+                     "snakemake --rulegraph")
+    svg = subprocess.run(["timeout", "-k", "5", "120", dot, "-Tsvg"], input=proc.stdout,
+                         capture_output=True, text=True)
+    assert svg.returncode == 0, svg.stderr
+    assert "<svg" in svg.stdout
+    for rule in paper_dry["stats"]:
+        assert f">{rule}<" in svg.stdout, f"rule {rule} missing from the rule graph"
+
+
+# ---- lint ----------------------------------------------------------------------------------------
+# Deliberate: the project runs in ONE pinned environment (requirements.txt + constraints.txt, or
+# environment.yml) that SLURM jobs inherit (sbatch --export=ALL), so rules carry no conda:/container:.
+LINT_ACCEPTED = ("Specify a conda environment or container for each rule.",)
+# Style advice, reported but not failing.
+LINT_ADVISORY = ("Mixed rules and functions in same snakefile.",)
+
+
+def parse_lint(text: str) -> list[tuple[str, str]]:
+    """[(where, title)] from `snakemake --lint` text output."""
+    findings, where = [], None
+    for line in text.splitlines():
+        if line.startswith("Lints for "):
+            where = line[len("Lints for "):].rstrip(":")
+        elif where and line.startswith("    * "):
+            findings.append((where, line[6:].rstrip(":")))
+    return findings
+
+
+def test_lint(work):
+    proc = smk.run(["--lint"], work / "lint", [CONFIG], timeout=120)
+    findings = parse_lint(proc.output)
+    print("\nsnakemake --lint findings:")
+    for where, title in findings:
+        tag = "accepted" if title in LINT_ACCEPTED else "advisory" if title in LINT_ADVISORY else "FIX"
+        print(f"  [{tag}] {where}: {title}")
+    assert proc.returncode == 0 or findings, f"lint failed without findings:\n{proc.output[-3000:]}"
+    bad = [f"{w}: {t}" for w, t in findings if t not in LINT_ACCEPTED + LINT_ADVISORY]
+    assert not bad, "lint findings to fix:\n  " + "\n  ".join(bad)
+
+
+# ---- bad input -----------------------------------------------------------------------------------
+@pytest.mark.parametrize("overlay, expected", [
+    ({"datasets": ["ls", "lsat"]}, ["datasets", "lsat"]),
+    ({"model": {"n_epochs": "ten"}}, ["model.n_epochs", "ten", "integer"]),
+    ({"train": {"lamda_egy": 1.0}}, ["train.lamda_egy", "unknown key"]),
+], ids=["unknown-dataset", "wrong-type", "unknown-key"])
+def test_bad_config_fails_the_dry_run(work, overlay, expected):
+    name = "bad_" + "_".join(overlay)
+    path = smk.write_overlay(work / f"{name}.yaml", overlay)
+    proc = smk.run(["all", "-n", "--profile", SLURM_PROFILE], work / name, [CONFIG, path], timeout=120)
+    assert proc.returncode != 0
+    for word in expected:
+        assert word in proc.output, f"{word!r} not in the error message:\n{proc.output[-3000:]}"
+    assert "Traceback" not in proc.output, "a config error should be a message, not a traceback"
+
+
+def test_missing_raw_file_fails_fetch_raw_naming_the_file(work):
+    """A real (local) run of fetch_raw for adult with no copy anywhere: the job fails, the message
+    names the file and where it was looked for, and no manifest is left behind."""
+    wd = work / "missing_raw"
+    empty = wd / "empty_mirror"
+    empty.mkdir(parents=True)
+    overlay = smk.write_overlay(wd / "overlay.yaml", {
+        "datasets": ["adult"], "paths": {"results": "results", "raw_dir": "raw", "download": False,
+                                         "raw_mirror": str(empty)}})
+    proc = smk.run(["results/raw/adult/manifest.json", "--profile", "profiles/default", "--cores", "1"],
+                   wd, [CONFIG, SMOKE, overlay], timeout=300, env={"CTPAPER_RAW_MIRROR": str(empty)})
+    assert proc.returncode != 0
+    assert "Error in rule fetch_raw" in proc.output
+    for word in ("adult.data", "download: disabled", str(empty)):
+        assert word in proc.output, f"{word!r} not in the output:\n{proc.output[-4000:]}"
+    assert not (wd / "results" / "raw" / "adult" / "manifest.json").exists()
