@@ -1,0 +1,71 @@
+# Training stage (method sections 3-5): prepared data -> trained classifiers.
+#   train_model  one job per dataset, seed and model: bl (objective vanilla; serves both families),
+#                ct_free and ct_protected (train.objective under that family's mutability).
+#                Writes model.pt (state_dict + spec) and log.parquet (one row per epoch).
+#   train_vae    REVISE's VAE per dataset; only requested when train.generator == revise.
+# Params hold the settings each model depends on, so changing a CT-only setting re-trains the CT
+# models but never BL.
+
+from ctpaper.training import relevant_settings  # noqa: E402
+
+TRAIN_DATA = {"train": DATA["train.parquet"], "test": DATA["test.parquet"], "meta": DATA["meta.json"]}
+
+# Sized from the full-config run (results/benchmarks/train_model/*.tsv): peak RSS synthetic 405 MB,
+# tabular <= 505 MB, MNIST <= 850 MB; wall time per job <= 1 min (synthetic, tabular) and <= 3.5 min
+# (MNIST CT) on a heavily shared 2-core machine. mem_mb ~ 2x the peak, runtime (minutes) >= 5x.
+# MNIST uses 2 threads (measured CT epoch 1.6x faster than with 1); the small models gain nothing.
+TRAIN_RESOURCES = {
+    "synthetic": {"threads": 1, "mem_mb": 800, "runtime": 10},
+    "tabular": {"threads": 1, "mem_mb": 1000, "runtime": 10},
+    "mnist": {"threads": 2, "mem_mb": 1700, "runtime": 20},
+}
+
+
+def _train_res(key):
+    return lambda wc: TRAIN_RESOURCES[dataset_kind(wc.dataset)][key]
+
+
+def _train_inputs(wildcards):
+    files = {k: v.format(dataset=wildcards.dataset) for k, v in TRAIN_DATA.items()}
+    if wildcards.model != "bl" and config["train"]["generator"] == "revise":
+        files["vae"] = VAE.format(dataset=wildcards.dataset)
+    return files
+
+
+rule train_model:
+    input:
+        unpack(_train_inputs),
+    output:
+        model=f"{MODEL_DIR}/model.pt",
+        log=f"{MODEL_DIR}/log.parquet",
+    params:
+        settings=lambda wc: relevant_settings(config, wc.dataset, wc.model),
+    log:
+        f"{LOGS}/train_model/{{dataset}}/seed{{seed}}/{{model}}.log",
+    benchmark:
+        f"{BENCH}/train_model/{{dataset}}-seed{{seed}}-{{model}}.tsv"
+    threads: _train_res("threads")
+    resources:
+        mem_mb=_train_res("mem_mb"),
+        runtime=_train_res("runtime"),
+    script:
+        "../scripts/train_model.py"
+
+
+rule train_vae:
+    input:
+        **TRAIN_DATA,
+    output:
+        VAE,
+    params:
+        seed=config["seed"]["global"],
+    log:
+        f"{LOGS}/train_vae/{{dataset}}.log",
+    benchmark:
+        f"{BENCH}/train_vae/{{dataset}}.tsv"
+    threads: 1
+    resources:
+        mem_mb=1000,
+        runtime=lambda wc: 30 if dataset_kind(wc.dataset) != "synthetic" else 10,
+    script:
+        "../scripts/train_vae.py"
