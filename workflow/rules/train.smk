@@ -13,11 +13,13 @@ TRAIN_DATA = {"train": DATA["train.parquet"], "test": DATA["test.parquet"], "met
 # Sized from the full-config run (results/benchmarks/train_model/*.tsv): peak RSS synthetic 405 MB,
 # tabular <= 505 MB, MNIST <= 850 MB; wall time per job <= 1 min (synthetic, tabular) and <= 3.5 min
 # (MNIST CT) on a heavily shared 2-core machine. mem_mb ~ 2x the peak, runtime (minutes) >= 5x.
-# MNIST uses 2 threads (measured CT epoch 1.6x faster than with 1); the small models gain nothing.
+# One thread everywhere, MNIST included: a CT epoch on MNIST is 1.6x faster with 2 threads, but torch's
+# reductions may depend on the thread count, and Snakemake lowers threads to --cores, so the bytes of a
+# model would depend on where it was trained. Parallelism comes from running jobs side by side.
 TRAIN_RESOURCES = {
     "synthetic": {"threads": 1, "mem_mb": 800, "runtime": 10},
     "tabular": {"threads": 1, "mem_mb": 1000, "runtime": 10},
-    "mnist": {"threads": 2, "mem_mb": 1700, "runtime": 20},
+    "mnist": {"threads": 1, "mem_mb": 1700, "runtime": 20},
 }
 
 

@@ -1,0 +1,383 @@
+"""Test-time counterfactual evaluation: sampling protocol, batched search and per-CE metrics.
+
+Implements method 6.1-6.7 for one dataset, training seed and experiment family:
+
+* models: CT = ``ct_{family}``, BL = ``bl``, both explained under the family's mutability;
+* generator (6.2): ECCo with ``eval.tau``, ``eval.T``, ``ce.lr``, ``eval.lambda_cst`` and each
+  ``eval.lambda_egy_grid`` value in turn; Adult/Credit one-hot blocks reconstructed by arg-max and
+  excluded from clamping;
+* sampling (6.3): per lambda configuration n_ind (f_i, t_i) pairs drawn once and shared by both
+  models and all runs (unless ``eval.redraw_pairs_per_run``); per run and model a uniformly chosen
+  test point that *this* model predicts as f_i (f_i redrawn when the model predicts no test point as
+  f_i); one batched search per (model, lambda) over all runs x individuals;
+* metrics: validity, IP (6.5), IP* (6.6, ``free`` family only), cost and redundancy (6.7), steps,
+  maturity.
+
+Choices the method leaves open (documented here and in the output):
+
+* IP reference sets R_t: **one** set per target class t per dataset evaluation (dataset, training
+  seed), ``eval.ip.n_ref`` test rows with true label t drawn uniformly with replacement; the same sets
+  serve CT and BL, all lambda configurations, runs and both families.
+* f_i redraw: uniform over the classes != t_i that the model predicts for at least one test point
+  (= rejection sampling from the uniform over classes != t_i). If the model predicts only t_i, the
+  pair (f_i, t_i) is redrawn for that model (f_i uniform over predicted classes, t_i != f_i) with a
+  warning; ``factual_class``/``target`` record what was used.
+
+Randomness: every draw comes from a generator seeded by ``derive_seed(seed.global, ...)`` with the
+dataset, family, training seed, model, lambda index, run and target class as needed, so outputs are
+reproducible byte for byte and independent of evaluation order.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+
+from ctpaper.evaluation import metrics
+
+log = logging.getLogger("ctpaper.evaluation")
+
+MODEL_LABELS = ("CT", "BL")
+CES_COLUMNS = ["dataset", "family", "seed", "model", "lambda_egy", "run", "individual",
+               "factual_index", "factual_class", "target", "valid", "mature", "steps", "ip", "cost",
+               "redundancy", "ip_star"]
+MMD_COLUMNS = ["model", "lambda_egy", "run", "target", "n_ce", "n_ref", "mmd2", "ip_star"]
+
+
+# ---- seeding -------------------------------------------------------------------------------------
+
+def derive_seed(base: int, *keys) -> int:
+    """A 63-bit seed from ``base`` and any keys (str/int/float), stable across runs and platforms."""
+    blob = "|".join([str(int(base)), *map(str, keys)]).encode()
+    return int.from_bytes(hashlib.sha256(blob).digest()[:8], "little") & (2 ** 63 - 1)
+
+
+def numpy_rng(base: int, *keys) -> np.random.Generator:
+    return np.random.default_rng(derive_seed(base, *keys))
+
+
+def torch_generator(base: int, *keys) -> torch.Generator:
+    return torch.Generator().manual_seed(derive_seed(base, *keys))
+
+
+# ---- settings ------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class EvalSettings:
+    """The evaluation keys of the config that this stage uses (method 6.2-6.7, section 10)."""
+
+    seed_global: int
+    generator: str
+    tau: float
+    T: int
+    lr: float
+    lambda_cst: float
+    lambda_egy_grid: tuple[float, ...]
+    n_runs: int
+    n_individuals: int
+    redraw_pairs_per_run: bool
+    n_ref: int
+    mmd_length_scale: float
+    mmd_n_samples: int
+    mmd_reference: str
+    redundancy_tol: float
+    adv_eps: float
+    adv_eps_strict: bool
+
+    @classmethod
+    def from_config(cls, config: dict, dataset: str) -> "EvalSettings":
+        from ctpaper.config import n_individuals
+
+        ev = config["eval"]
+        return cls(
+            seed_global=int(config["seed"]["global"]), generator=ev.get("generator", "ecco"),
+            tau=float(ev["tau"]), T=int(ev["T"]), lr=float(config["ce"]["lr"]),
+            lambda_cst=float(ev["lambda_cst"]),
+            lambda_egy_grid=tuple(float(v) for v in ev["lambda_egy_grid"]),
+            n_runs=int(ev["n_runs"]), n_individuals=n_individuals(config, dataset),
+            redraw_pairs_per_run=bool(ev.get("redraw_pairs_per_run", False)),
+            n_ref=int(ev["ip"]["n_ref"]), mmd_length_scale=float(ev["mmd"]["length_scale"]),
+            mmd_n_samples=int(ev["mmd"]["n_samples"]),
+            mmd_reference=ev["mmd"].get("reference", "sample"),
+            redundancy_tol=float(ev.get("redundancy_tol", 1e-5)),
+            adv_eps=float(config["train"].get("adv_eps", 0.3)),
+            adv_eps_strict=bool(config["train"].get("adv_eps_strict", False)),
+        )
+
+    def search_config(self, lambda_egy: float):
+        from ctpaper.search import SearchConfig
+
+        return SearchConfig(generator=self.generator, tau=self.tau, T=self.T, lr=self.lr,
+                            lambda_cst=self.lambda_cst, lambda_egy=float(lambda_egy),
+                            convergence="threshold", eps=self.adv_eps,
+                            eps_strict=self.adv_eps_strict)
+
+
+# ---- sampling protocol (6.3) ---------------------------------------------------------------------
+
+def draw_pairs(n: int, n_classes: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """n (factual class, target) pairs: f uniform over classes, t uniform over classes != f."""
+    if n_classes < 2:
+        raise ValueError("need at least two classes")
+    f = rng.integers(0, n_classes, n)
+    t = (f + rng.integers(1, n_classes, n)) % n_classes
+    return f.astype(np.int64), t.astype(np.int64)
+
+
+def choose_factuals(pred: np.ndarray, f: np.ndarray, t: np.ndarray, n_classes: int,
+                    rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """For each pair a test point that the model predicts as f_i, uniformly, with replacement.
+
+    ``pred`` holds the model's predicted class per test row. Returns (row index, f, t) after the
+    redraws described in the module docstring.
+    """
+    pred = np.asarray(pred, dtype=np.int64)
+    counts = np.bincount(pred, minlength=n_classes)
+    f, t = f.astype(np.int64).copy(), t.astype(np.int64).copy()
+    for i in np.flatnonzero(counts[f] == 0):
+        cands = [c for c in range(n_classes) if c != t[i] and counts[c] > 0]
+        if cands:
+            f[i] = cands[int(rng.integers(0, len(cands)))]
+        else:
+            log.warning("model predicts only class %d; redrawing pair %d", t[i], i)
+            predicted = np.flatnonzero(counts > 0)
+            f[i] = predicted[int(rng.integers(0, len(predicted)))]
+            t[i] = (f[i] + int(rng.integers(1, n_classes))) % n_classes
+    order = np.argsort(pred, kind="stable")                 # rows grouped by predicted class
+    starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
+    u = rng.integers(0, counts[f])                          # uniform position within class f_i
+    return order[starts[f] + u], f, t
+
+
+def ip_references(X: torch.Tensor, y: torch.Tensor, n_classes: int, n_ref: int, seed_global: int,
+                  *keys) -> dict[int, metrics.L1MeanDistance]:
+    """One IP reference set per class: n_ref rows with that true label, uniform with replacement."""
+    refs = {}
+    y_np = y.numpy()
+    for c in range(n_classes):
+        rows = np.flatnonzero(y_np == c)
+        if len(rows) == 0:
+            log.warning("no evaluation rows with true label %d: IP is NaN for that target", c)
+            continue
+        idx = numpy_rng(seed_global, *keys, "ip_ref", c).choice(rows, size=n_ref, replace=True)
+        refs[c] = metrics.L1MeanDistance(X[torch.from_numpy(idx)])
+    return refs
+
+
+def _clamp_mask(n_features: int, blocks: list[list[int]]) -> torch.Tensor | None:
+    if not blocks:
+        return None
+    mask = torch.ones(n_features, dtype=torch.bool)
+    for b in blocks:
+        mask[list(b)] = False
+    return mask
+
+
+# ---- the evaluation ------------------------------------------------------------------------------
+
+def evaluate_counterfactuals(ds, models: dict[str, torch.nn.Module], config: dict, dataset: str,
+                             family: str, seed: int) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Generate and score the test-time CEs of one dataset/seed/family.
+
+    ``ds`` is a ``ctpaper.data.io.Dataset``; ``models`` maps "CT" and "BL" to classifiers. Returns
+    (ces frame, mmd frame) with the column contracts of docs/design.md.
+    """
+    from ctpaper.search import search
+
+    if family not in ("free", "protected"):
+        raise ValueError(f"unknown family {family!r}")
+    missing = [m for m in MODEL_LABELS if m not in models]
+    if missing:
+        raise ValueError(f"models missing: {missing}")
+    s = EvalSettings.from_config(config, dataset)
+    K, D = ds.n_classes, ds.n_features
+    X, y = ds.X_test, ds.y_test
+    lower, upper = ds.lower, ds.upper
+    mut = ds.mutability(family)
+    blocks = ds.categorical_blocks or None
+    clamp_mask = _clamp_mask(D, ds.categorical_blocks)
+    key = (dataset, family, int(seed))
+    refs = ip_references(X, y, K, s.n_ref, s.seed_global, dataset, int(seed))
+    for model in models.values():
+        model.eval()
+        for p in model.parameters():
+            p.requires_grad_(False)
+    preds = {m: metrics.predict(models[m], X).numpy() for m in MODEL_LABELS}
+
+    frames, x_cfs = [], {}
+    for li, lam in enumerate(s.lambda_egy_grid):
+        shared = None if s.redraw_pairs_per_run else draw_pairs(
+            s.n_individuals, K, numpy_rng(s.seed_global, *key, "pairs", li))
+        for m in MODEL_LABELS:
+            t0 = time.perf_counter()
+            rows, fs, ts = [], [], []
+            for r in range(s.n_runs):
+                f, t = shared if shared is not None else draw_pairs(
+                    s.n_individuals, K, numpy_rng(s.seed_global, *key, "pairs", li, r))
+                idx, f, t = choose_factuals(preds[m], f, t, K,
+                                            numpy_rng(s.seed_global, *key, "factuals", m, li, r))
+                rows.append(idx)
+                fs.append(f)
+                ts.append(t)
+            idx = torch.from_numpy(np.concatenate(rows))
+            target = torch.from_numpy(np.concatenate(ts))
+            x = X[idx]
+            res = search(models[m], x, target, s.search_config(lam), lower, upper,
+                         mutability=mut, categorical_blocks=blocks, clamp_mask=clamp_mask,
+                         generator=torch_generator(s.seed_global, *key, "search", m, li))
+            x_cf = res.x_cf.detach()
+            n = len(idx)
+            df = pd.DataFrame({
+                "dataset": dataset, "family": family, "seed": np.int64(seed), "model": m,
+                "lambda_egy": np.float64(lam),
+                "run": np.repeat(np.arange(s.n_runs, dtype=np.int64), s.n_individuals),
+                "individual": np.tile(np.arange(s.n_individuals, dtype=np.int64), s.n_runs),
+                "factual_index": idx.numpy().astype(np.int64),
+                "factual_class": np.concatenate(fs).astype(np.int64),
+                "target": target.numpy().astype(np.int64),
+                "valid": metrics.validity(models[m], x_cf, target).numpy(),
+                "mature": res.mature.numpy().astype(bool),
+                "steps": res.steps.numpy().astype(np.int64),
+                "ip": _ip(x_cf, target, refs),
+                "cost": metrics.cost(x_cf, x).numpy(),
+                "redundancy": metrics.redundancy(x_cf, x, s.redundancy_tol).numpy(),
+                "ip_star": np.full(n, np.nan),
+            })
+            frames.append(df)
+            if family == "free":          # the CEs themselves are needed only for IP*
+                x_cfs[(m, li)] = x_cf
+            log.info("family=%s model=%s lambda_egy=%g: %d CEs, valid %.3f, mature %.3f, "
+                     "mean steps %.1f (%.1f s)", family, m, lam, n, df["valid"].mean(),
+                     df["mature"].mean(), df["steps"].mean(), time.perf_counter() - t0)
+    ces = pd.concat(frames, ignore_index=True)
+    if family == "free":
+        t0 = time.perf_counter()
+        mmd = _ip_star(ces, x_cfs, ds, s, key)
+        log.info("IP*: %d groups (%.1f s)", len(mmd), time.perf_counter() - t0)
+    else:
+        mmd = empty_mmd_frame()
+    return ces[CES_COLUMNS], mmd
+
+
+def _ip(x_cf: torch.Tensor, target: torch.Tensor, refs: dict[int, metrics.L1MeanDistance]):
+    """IP of every CE against the reference set of its own target (NaN if the set is missing)."""
+    return metrics.implausibility_by_target(x_cf, target, refs).numpy()
+
+
+def empty_mmd_frame() -> pd.DataFrame:
+    return pd.DataFrame({"model": pd.Series([], dtype=object),
+                         "lambda_egy": pd.Series([], dtype=np.float64),
+                         "run": pd.Series([], dtype=np.int64), "target": pd.Series([], dtype=np.int64),
+                         "n_ce": pd.Series([], dtype=np.int64), "n_ref": pd.Series([], dtype=np.int64),
+                         "mmd2": pd.Series([], dtype=np.float64),
+                         "ip_star": pd.Series([], dtype=np.float64)})
+
+
+def _ip_star(ces: pd.DataFrame, x_cfs: dict, ds, s: EvalSettings, key: tuple,
+             runs_per_block: int = 10) -> pd.DataFrame:
+    """IP* per (model, lambda, run, target) group (6.6); fills ``ces.ip_star`` in place.
+
+    Groups are evaluated in blocks of ``runs_per_block`` runs (both models together, so each Y
+    sample is drawn once, shared by CT and BL, and its Y-Y kernel term computed once); memory stays
+    O(block x classes x n_samples x D).
+    """
+    K, n_s, ell = ds.n_classes, s.mmd_n_samples, s.mmd_length_scale
+    y_test = ds.y_test.numpy()
+    train_all = s.mmd_reference == "train_all"
+    if train_all:
+        pools = {c: ds.X_train[ds.y_train == c] for c in range(K)}
+        yy_all = {c: metrics.kernel_offdiag_mean(pools[c], ell) for c in range(K)}
+    else:
+        test_rows = {c: np.flatnonzero(y_test == c) for c in range(K)}
+    # row offset of every (model, lambda) block in ``ces`` (frames were appended lambda-major)
+    offsets, pos = {}, 0
+    for li in range(len(s.lambda_egy_grid)):
+        for m in MODEL_LABELS:
+            offsets[(m, li)] = pos
+            pos += len(x_cfs[(m, li)])
+    run_col, target_col = ces["run"].to_numpy(), ces["target"].to_numpy()
+    ip_star_col = ces["ip_star"].to_numpy(copy=True)
+    recs = []
+    for li, lam in enumerate(s.lambda_egy_grid):
+        grouped = {}
+        for m in MODEL_LABELS:   # rows of each (run, target) group, in individual order
+            o = offsets[(m, li)]
+            n = len(x_cfs[(m, li)])
+            run, target = run_col[o:o + n], target_col[o:o + n]
+            order = np.lexsort((np.arange(n), target, run))
+            cuts = np.flatnonzero(np.diff(run[order] * K + target[order])) + 1
+            grouped[m] = {(int(run[g[0]]), int(target[g[0]])): g for g in np.split(order, cuts)}
+        for r0 in range(0, s.n_runs, runs_per_block):
+            block = range(r0, min(s.n_runs, r0 + runs_per_block))
+            X_groups, Y_groups, yy, meta = [], [], [], []
+            y_sets: dict[tuple, int] = {}      # (run, target) -> index into Y_unique
+            Y_unique: list[torch.Tensor] = []
+            for mi, m in enumerate(MODEL_LABELS):
+                o = offsets[(m, li)]
+                for (r, t), g_rows in grouped[m].items():
+                    if r not in block:
+                        continue
+                    pick = g_rows
+                    if len(g_rows) > n_s:
+                        pick = numpy_rng(s.seed_global, *key, "mmd_ce", m, li, r, t).choice(
+                            g_rows, size=n_s, replace=False)
+                    X_groups.append(x_cfs[(m, li)][torch.from_numpy(pick)])
+                    if train_all:
+                        Y_groups.append(pools[t])
+                        yy.append(yy_all[t])
+                    else:
+                        if (r, t) not in y_sets:   # shared by CT and BL in corresponding groups
+                            rows = test_rows[t]
+                            take = numpy_rng(s.seed_global, *key, "mmd_ref", li, r, t).choice(
+                                rows, size=min(n_s, len(rows)), replace=False)
+                            y_sets[(r, t)] = len(Y_unique)
+                            Y_unique.append(ds.X_test[torch.from_numpy(np.sort(take))])
+                        Y_groups.append(Y_unique[y_sets[(r, t)]])
+                        yy.append(y_sets[(r, t)])
+                    meta.append((mi, m, r, t, len(pick), len(Y_groups[-1]), o + g_rows))
+            if not train_all:
+                yy_unique = metrics.kernel_offdiag_means(Y_unique, ell)
+                yy = [yy_unique[i] for i in yy]
+            mmd2 = metrics.mmd2_unbiased_groups(X_groups, Y_groups, ell, yy=yy).numpy()
+            for (mi, m, r, t, n_ce, n_ref, members), v in zip(meta, mmd2):
+                star = np.nan if np.isnan(v) else max(float(v), 0.0)
+                ip_star_col[members] = star
+                recs.append((li, mi, m, float(lam), r, t, n_ce, n_ref, float(v), star))
+    ces["ip_star"] = ip_star_col
+    out = pd.DataFrame(recs, columns=["li", "mi", *MMD_COLUMNS])
+    out = out.sort_values(["li", "mi", "run", "target"], kind="stable").drop(columns=["li", "mi"])
+    out = out.astype({"lambda_egy": np.float64, "run": np.int64, "target": np.int64,
+                      "n_ce": np.int64, "n_ref": np.int64, "mmd2": np.float64,
+                      "ip_star": np.float64})
+    return out.reset_index(drop=True)[MMD_COLUMNS]
+
+
+# ---- file-level entry point (rule evaluate_ces) --------------------------------------------------
+
+def run_evaluate_ces(data_dir: str | Path, ct_model: str | Path, bl_model: str | Path, config: dict,
+                     dataset: str, family: str, seed: int, ces_path: str | Path,
+                     mmd_path: str | Path) -> pd.DataFrame:
+    """Load data and models, evaluate, write ``ces.parquet`` and ``mmd.parquet`` atomically."""
+    from ctpaper.data.io import load_dataset
+    from ctpaper.models import load_model
+    from ctpaper.runtime import write_parquet
+
+    ds = load_dataset(data_dir)
+    models = {}
+    for label, path in (("CT", ct_model), ("BL", bl_model)):
+        model, spec = load_model(path)
+        if spec["n_features"] != ds.n_features or spec["n_classes"] != ds.n_classes:
+            raise ValueError(f"{path}: model shape {spec['n_features']}x{spec['n_classes']} does not "
+                             f"match dataset {dataset} ({ds.n_features}x{ds.n_classes})")
+        models[label] = model
+    ces, mmd = evaluate_counterfactuals(ds, models, config, dataset, family, seed)
+    write_parquet(ces, ces_path)
+    write_parquet(mmd, mmd_path)
+    return ces

@@ -1,0 +1,137 @@
+# Evaluation stage (method section 6): trained models -> per-dataset evaluation files.
+#   evaluate_ces          one job per dataset, seed and family: test-time CEs of CT (ct_{family}) and
+#                         BL (bl) with every lambda_egy; ces.parquet (one row per CE) + mmd.parquet.
+#   robustness            FGSM accuracy of the free models (BL, CT) on the whole test set.
+#   performance           test accuracy and macro-F1 of bl, ct_free, ct_protected.
+#   integrated_gradients  MNIST class-average IG maps of the protected models (Figure 2).
+#   ig_summary            protected-feature IG summary of BL and CT_protected (+ MNIST map statistic).
+# Resources are sized from the full-config benchmarks (results/benchmarks/<rule>/, 1 thread, 2-core
+# machine): peak RSS <= 0.56 GB (non-MNIST) and <= 0.93 GB (MNIST); wall time <= 15 s per job except
+# ig_summary/mnist (~60 s, ~110 s under load). The whole stage (47 jobs) takes ~2.5 min on 2 cores.
+
+# IG outputs that are not in common.smk's EVAL_FILES; the `evaluate` target should include them.
+EVAL_EXTRA_FILES = [IG_SUMMARY.format(dataset=d, seed=s) for d in DATASETS for s in SEEDS] + (
+    [IG_MAPS.format(seed=s) for s in SEEDS] if "mnist" in DATASETS else []
+)
+
+
+# prepared-data inputs under identifier names (the script reads the directory of `meta`)
+DATA_IN = {"train": DATA["train.parquet"], "test": DATA["test.parquet"], "meta": DATA["meta.json"]}
+
+
+MODEL_FILE = f"{MODEL_DIR}/model.pt"
+
+
+def _model_file(model):
+    """The model file pattern with the model fixed (other wildcards left for the rule)."""
+    return MODEL_FILE.replace("{model}", model)
+
+
+def _mem_mb(small, mnist):
+    """mem_mb by dataset: MNIST's 784 features need more (peak RSS measured in the benchmarks)."""
+    return lambda wc: mnist if dataset_kind(wc.dataset) == "mnist" else small
+
+
+rule evaluate_ces:
+    input:
+        **DATA_IN,
+        ct=_model_file("ct_{family}"),
+        bl=_model_file("bl"),
+    output:
+        ces=CES,
+        mmd=MMD,
+    log:
+        f"{LOGS}/evaluate_ces/{{dataset}}_seed{{seed}}_{{family}}.log",
+    benchmark:
+        f"{BENCH}/evaluate_ces/{{dataset}}_seed{{seed}}_{{family}}.tsv"
+    threads: 1
+    resources:
+        mem_mb=_mem_mb(1500, 2000),
+        runtime=15,
+    script:
+        "../scripts/evaluate_ces.py"
+
+
+rule robustness:
+    input:
+        **DATA_IN,
+        bl=_model_file("bl"),
+        ct=_model_file("ct_free"),
+    output:
+        ROBUSTNESS,
+    log:
+        f"{LOGS}/robustness/{{dataset}}_seed{{seed}}.log",
+    benchmark:
+        f"{BENCH}/robustness/{{dataset}}_seed{{seed}}.tsv"
+    threads: 1
+    resources:
+        mem_mb=_mem_mb(1000, 1500),
+        runtime=5,
+    script:
+        "../scripts/robustness.py"
+
+
+rule performance:
+    input:
+        **DATA_IN,
+        bl=_model_file("bl"),
+        ct_free=_model_file("ct_free"),
+        ct_protected=_model_file("ct_protected"),
+    output:
+        PERFORMANCE,
+    log:
+        f"{LOGS}/performance/{{dataset}}_seed{{seed}}.log",
+    benchmark:
+        f"{BENCH}/performance/{{dataset}}_seed{{seed}}.tsv"
+    threads: 1
+    resources:
+        mem_mb=_mem_mb(1000, 1500),
+        runtime=5,
+    script:
+        "../scripts/performance.py"
+
+
+if "mnist" in DATASETS:
+
+    rule integrated_gradients:
+        input:
+            **{k: v.replace("{dataset}", "mnist") for k, v in DATA_IN.items()},
+            bl=_model_file("bl").replace("{dataset}", "mnist"),
+            ct=_model_file("ct_protected").replace("{dataset}", "mnist"),
+        output:
+            IG_MAPS,
+        log:
+            f"{LOGS}/integrated_gradients/mnist_seed{{seed}}.log",
+        benchmark:
+            f"{BENCH}/integrated_gradients/mnist_seed{{seed}}.tsv"
+        threads: 1
+        resources:
+            mem_mb=1500,
+            runtime=10,
+        script:
+            "../scripts/integrated_gradients.py"
+
+
+def _ig_summary_maps(wildcards):
+    """MNIST's summary also reports the class-average-map statistic of Figure 2."""
+    return {"maps": IG_MAPS.format(seed=wildcards.seed)} if wildcards.dataset == "mnist" else {}
+
+
+rule ig_summary:
+    input:
+        unpack(_ig_summary_maps),
+        **DATA_IN,
+        bl=_model_file("bl"),
+        ct=_model_file("ct_protected"),
+    output:
+        IG_SUMMARY,
+    log:
+        f"{LOGS}/ig_summary/{{dataset}}_seed{{seed}}.log",
+    benchmark:
+        f"{BENCH}/ig_summary/{{dataset}}_seed{{seed}}.tsv"
+    threads: 1
+    resources:
+        mem_mb=_mem_mb(1000, 2000),
+        runtime=15,
+    script:
+        "../scripts/ig_summary.py"

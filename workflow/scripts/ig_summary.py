@@ -1,0 +1,12 @@
+"""Rule ig_summary: protected-feature IG summary of BL and CT_protected for one dataset and seed."""
+
+from pathlib import Path
+
+from ctpaper.evaluation.attributions import run_ig_summary
+from ctpaper.runtime import rule_context
+
+with rule_context(snakemake) as log:  # noqa: F821 - injected by Snakemake's script directive
+    smk = snakemake  # noqa: F821
+    run_ig_summary(Path(smk.input.meta).parent, {"BL": smk.input.bl, "CT_protected": smk.input.ct},
+                   smk.config, smk.wildcards.dataset, int(smk.wildcards.seed), smk.output[0],
+                   maps_path=smk.input.get("maps"))
