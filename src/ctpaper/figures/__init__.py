@@ -1,0 +1,1 @@
+"""The paper's figures (method 8), one module per figure; ``style`` holds the shared look."""

@@ -1,0 +1,234 @@
+"""Figure 1 (method 8): proof of concept with a linear model on linearly separable data.
+
+Four panels: (a) BL, all features mutable; (b) CT, all mutable; (c) BL, feature 1 ("age", y-axis)
+immutable; (d) CT, feature 1 immutable. Each panel trains its own model:
+
+* data: ``figures.fig1.n_train`` points of the LS generator (``ctpaper.data.synthetic``) drawn and
+  shuffled with ``figures.seed`` (blob centres from ``data.synthetic.centers``, else random),
+  domain bounds inferred from these points (``data.domain_n_sigma``);
+* model: Linear(2, 2), ``model.init``; plain SGD with ``figures.fig1.lr``, ``n_epochs`` epochs,
+  unshuffled batches of ``batch_size``;
+* every epoch (BL too, for plotting only): ``nce`` factuals drawn without replacement, target = the
+  other class of the current prediction, Generic search with ``lambda_cst`` and step size ``ce.lr``,
+  ``max_iter`` convergence with T steps (all CEs mature), nascent AEs within ``train.adv_eps``;
+  x+ = one training point of the target class per CE, protected on immutable features;
+* CT loss per batch (chunk of the epoch's CEs): L_clf + L_div + L_adv (weights 1, 1, 0 ridge, 1);
+  BL loss: L_clf.
+
+The panels show the training points by true label, the decision boundary
+{x : (w_1 - w_0) . x + (c_1 - c_0) = 0}, and as stars the final epoch's CEs of factuals predicted as
+class 0 (target 1) with their search paths. The paths are recomputed step by step with single-step
+searches started from the previous state (exact for Generic, whose objective does not depend on k).
+The same seed is used for all four panels, so BL and CT start from the same weights and draws.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from ctpaper.data.io import MUTABILITY_CODES
+from ctpaper.data.splits import domain_bounds
+from ctpaper.data.synthetic import generate
+from ctpaper.models import build_model
+from ctpaper.search import SearchConfig, protect, search
+
+log = logging.getLogger(__name__)
+
+LOSS_WEIGHTS = {"clf": 1.0, "div": 1.0, "reg": 0.0, "adv": 1.0}   # method 8, Figure 1
+PANELS = (("a", "BL", False), ("b", "CT", False), ("c", "BL", True), ("d", "CT", True))
+IMMUTABLE_FEATURE = 1
+
+
+@dataclass
+class PanelResult:
+    weight: np.ndarray        # (2, 2) rows w_k
+    bias: np.ndarray          # (2,)
+    ces: np.ndarray           # (m, 2) final-epoch CEs of factuals predicted as class 0
+    paths: np.ndarray         # (m, T + 1, 2) search paths (state 0 = factual)
+    train_acc: float
+    valid_share: float        # share of the shown CEs the final model assigns to class 1
+    dist_class1: float        # mean L2 distance of the shown CEs to the class-1 training mean
+    cost: float               # mean L1 distance of the shown CEs to their factuals
+
+    def stats(self) -> dict:
+        return {"train_acc": self.train_acc, "valid_share": self.valid_share,
+                "dist_class1": self.dist_class1, "cost": self.cost, "n_ces": int(len(self.ces))}
+
+
+def fig1_data(config: dict) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The Figure-1 training set (X, y) and its inferred domain bounds (lower, upper)."""
+    f1 = config["figures"]["fig1"]
+    rng = np.random.default_rng(int(config["figures"]["seed"]))
+    X, y = generate("ls", int(f1["n_train"]), rng, config["data"]["synthetic"].get("centers"))
+    order = rng.permutation(len(y))
+    X, y = X[order].astype(np.float32), y[order]
+    lo, hi = domain_bounds(X, float(config["data"]["domain_n_sigma"]))
+    return (torch.from_numpy(X), torch.from_numpy(y).long(), torch.tensor(lo, dtype=torch.float32),
+            torch.tensor(hi, dtype=torch.float32))
+
+
+def search_config(config: dict) -> SearchConfig:
+    f1 = config["figures"]["fig1"]
+    return SearchConfig(generator="generic", tau=0.5, T=int(f1["T"]), lr=float(config["ce"]["lr"]),
+                        lambda_cst=float(f1["lambda_cst"]), lambda_egy=0.0, convergence="max_iter",
+                        eps=float(config["train"]["adv_eps"]),
+                        eps_strict=bool(config["train"]["adv_eps_strict"]))
+
+
+def search_paths(model, x0: torch.Tensor, t: torch.Tensor, cfg: SearchConfig, lo, hi,
+                 mutability) -> torch.Tensor:
+    """(n, T + 1, D) states of a Generic max_iter search, one single-step search at a time."""
+    one = dataclasses.replace(cfg, T=1)
+    states = [x0.clone()]
+    x = x0.clone()
+    for _ in range(cfg.T):
+        x = search(model, x0, t, one, lo, hi, mutability=mutability, x_init=x).x_cf
+        states.append(x.clone())
+    return torch.stack(states, 1)
+
+
+def train_panel(X, y, lo, hi, objective: str, immutable: bool, config: dict) -> PanelResult:
+    """Train one Figure-1 model (objective 'CT' or 'BL') and collect its final-epoch CEs."""
+    f1 = config["figures"]["fig1"]
+    seed = int(config["figures"]["seed"])
+    gen = torch.Generator().manual_seed(seed)
+    model = build_model("linear", X.shape[1], 2, init=config["model"]["init"], generator=gen)
+    opt = torch.optim.SGD(model.parameters(), lr=float(f1["lr"]))
+    cfg = search_config(config)
+    mut = torch.zeros(X.shape[1], dtype=torch.long)
+    if immutable:
+        mut[IMMUTABLE_FEATURE] = MUTABILITY_CODES["none"]
+    n = len(X)
+    batches = list(torch.split(torch.arange(n), int(f1["batch_size"])))
+    by_class = [torch.nonzero(y == k).squeeze(1) for k in range(2)]
+    n_epochs = int(f1["n_epochs"])
+    nce = max(int(f1["nce"]), len(batches))
+    for epoch in range(1, n_epochs + 1):
+        last = epoch == n_epochs
+        idx = torch.randperm(n, generator=gen)[:nce]
+        x0 = X[idx]
+        with torch.no_grad():
+            yhat = model(x0).argmax(1)
+        t = 1 - yhat
+        res = search(model, x0, t, cfg, lo, hi, mutability=mut)
+        paths = search_paths(model, x0, t, cfg, lo, hi, mut) if last else None
+        if last and not torch.allclose(paths[:, -1], res.x_cf, atol=1e-5):
+            raise RuntimeError("Figure 1: step-wise search paths do not reproduce the search result")
+        pick = torch.stack([by_class[k][torch.randint(len(by_class[k]), (1,), generator=gen)][0]
+                            for k in t.tolist()])
+        x_plus = protect(X[pick], res.x_cf, mut)
+        chunks = torch.tensor_split(torch.arange(nce), len(batches))
+        for b, ch in zip(batches, chunks):
+            loss = LOSS_WEIGHTS["clf"] * F.cross_entropy(model(X[b]), y[b])
+            if objective == "CT":
+                tc = t[ch]
+                z_ce = model(res.x_cf[ch]).gather(1, tc[:, None]).squeeze(1)
+                z_pl = model(x_plus[ch]).gather(1, tc[:, None]).squeeze(1)
+                loss = (loss + LOSS_WEIGHTS["div"] * (z_ce - z_pl).mean()
+                        + LOSS_WEIGHTS["reg"] * (z_pl ** 2 + z_ce ** 2).mean()
+                        + LOSS_WEIGHTS["adv"] * F.cross_entropy(model(res.x_adv[ch]), yhat[ch]))
+            if not torch.isfinite(loss):
+                log.warning("Figure 1: non-finite loss skipped (epoch %d)", epoch)
+                continue
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+    with torch.no_grad():
+        acc = float((model(X).argmax(1) == y).float().mean())
+    sel = (yhat == 0).nonzero().squeeze(1)
+    w = model.fc.weight.detach().numpy().astype(float)
+    c = model.fc.bias.detach().numpy().astype(float)
+    ces = res.x_cf[sel]
+    with torch.no_grad():
+        valid = float((model(ces).argmax(1) == 1).float().mean()) if len(ces) else float("nan")
+    centre = X[y == 1].mean(0)
+    dist = float(torch.linalg.vector_norm(ces - centre, dim=1).mean()) if len(ces) else float("nan")
+    cost = float((ces - x0[sel]).abs().sum(1).mean()) if len(ces) else float("nan")
+    return PanelResult(w, c, ces.numpy(), paths[sel].numpy(), acc, valid, dist, cost)
+
+
+def compute(config: dict) -> tuple[np.ndarray, np.ndarray, dict[str, PanelResult]]:
+    X, y, lo, hi = fig1_data(config)
+    results = {}
+    for key, objective, immutable in PANELS:
+        results[key] = train_panel(X, y, lo, hi, objective, immutable, config)
+        log.info("Figure 1 panel (%s) %s immutable=%s: train accuracy %.3f, %d CEs shown", key,
+                 objective, immutable, results[key].train_acc, len(results[key].ces))
+    return X.numpy(), y.numpy(), results
+
+
+def boundary_segment(w: np.ndarray, c: np.ndarray, xlim, ylim) -> tuple[np.ndarray, np.ndarray]:
+    """End points of the line (w1 - w0) . x + (c1 - c0) = 0 within the axis box."""
+    a, b = w[1] - w[0]
+    d = c[1] - c[0]
+    if abs(b) >= abs(a):
+        xs = np.array(xlim, dtype=float)
+        return xs, -(a * xs + d) / b
+    ys = np.array(ylim, dtype=float)
+    return -(b * ys + d) / a, ys
+
+
+def plot(X: np.ndarray, y: np.ndarray, results: dict[str, PanelResult]):
+    """The 1x4 figure from the computed panels."""
+    import matplotlib.pyplot as plt
+    from matplotlib.lines import Line2D
+
+    from ctpaper.figures import style
+
+    style.setup()
+    fig, axes = plt.subplots(1, 4, figsize=(style.TEXT_WIDTH, 2.05), sharex=True, sharey=True)
+    pts = [X] + [r.ces for r in results.values()]
+    allp = np.concatenate([p.reshape(-1, 2) for p in pts if len(p)])
+    pad = 0.08 * (allp.max(0) - allp.min(0))
+    xlim = (allp[:, 0].min() - pad[0], allp[:, 0].max() + pad[0])
+    ylim = (allp[:, 1].min() - pad[1], allp[:, 1].max() + pad[1])
+    titles = {"a": "(a) BL, all mutable", "b": "(b) CT, all mutable",
+              "c": "(c) BL, age immutable", "d": "(d) CT, age immutable"}
+    for ax, (key, res) in zip(axes, results.items()):
+        for k in (0, 1):
+            m = y == k
+            ax.scatter(X[m, 0], X[m, 1], s=4, color=style.CLASS_COLORS[k], alpha=0.45, lw=0)
+        bx, by = boundary_segment(res.weight, res.bias, xlim, ylim)
+        ax.plot(bx, by, color=style.BOUNDARY_COLOR, lw=1.4)
+        for path in res.paths:
+            ax.plot(path[:, 0], path[:, 1], color="0.25", lw=0.5, alpha=0.7)
+        if len(res.ces):
+            ax.scatter(res.ces[:, 0], res.ces[:, 1], marker="*", s=38, color=style.CLASS_COLORS[1],
+                       edgecolor="black", linewidth=0.4, zorder=5)
+        ax.set_xlim(xlim)
+        ax.set_ylim(ylim)
+        ax.set_title(titles[key])
+        ax.set_xlabel("feature 0")
+    axes[0].set_ylabel("age (feature 1)")
+    handles = [Line2D([], [], ls="", marker="o", ms=4, color=style.CLASS_COLORS[0],
+                      label="loan withheld (class 0)"),
+               Line2D([], [], ls="", marker="o", ms=4, color=style.CLASS_COLORS[1],
+                      label="loan provided (class 1)"),
+               Line2D([], [], color=style.BOUNDARY_COLOR, lw=1.4, label="decision boundary"),
+               Line2D([], [], ls="-", color="0.25", lw=0.6, marker="*", ms=7,
+                      markerfacecolor=style.CLASS_COLORS[1], markeredgecolor="black",
+                      markeredgewidth=0.4, label="counterfactual and search path")]
+    fig.legend(handles=handles, loc="lower center", ncol=4, frameon=False,
+               bbox_to_anchor=(0.5, -0.02))
+    fig.tight_layout(rect=(0, 0.1, 1, 1), w_pad=0.6)
+    return fig
+
+
+def make(config: dict, out_png: str, out_pdf: str, out_stats: str | None = None
+         ) -> dict[str, PanelResult]:
+    """Compute and draw Figure 1; ``out_stats`` (JSON) receives per-panel summary statistics that
+    the paper's text quotes."""
+    from ctpaper.figures import style
+    from ctpaper.runtime import write_json
+
+    X, y, results = compute(config)
+    style.save(plot(X, y, results), out_png, out_pdf)
+    if out_stats is not None:
+        write_json({key: r.stats() for key, r in results.items()}, out_stats)
+    return results

@@ -1,0 +1,1 @@
+"""The generated paper: computed values, provenance and rendering (Quarto or pandoc + typst)."""

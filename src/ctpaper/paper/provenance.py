@@ -1,0 +1,123 @@
+"""Provenance and compute of a pipeline run, for the paper's appendix.
+
+``collect`` records the config hash, package versions, the git commit (and whether the working tree
+had uncommitted changes), the Python/platform, and aggregates the Snakemake benchmark files under
+``{results}/benchmarks/{rule}/...tsv`` per rule: number of jobs, summed and maximum wall time,
+peak resident memory (max_rss, MB) and summed CPU time. A benchmark file holds the most recent run of
+its job, so the totals describe the run that produced the current outputs (jobs rerun several times
+count once). Jobs that run after the provenance rule (the paper's own values/rendering) are not
+included.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import platform
+import subprocess
+import sys
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+
+import pandas as pd
+
+from ctpaper.config import config_hash
+from ctpaper.runtime import git_commit, package_versions
+
+log = logging.getLogger(__name__)
+
+EXTRA_PACKAGES = ("pypandoc_binary", "typst", "pyyaml", "jsonschema", "torch")
+
+
+def _git_dirty(root: Path) -> bool | None:
+    try:
+        out = subprocess.run(["git", "-C", str(root), "status", "--porcelain"],
+                             capture_output=True, text=True, timeout=20)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return bool(out.stdout.strip()) if out.returncode == 0 else None
+
+
+def versions() -> dict[str, str]:
+    out = package_versions()
+    for name in EXTRA_PACKAGES:
+        try:
+            out[name] = version(name)
+        except PackageNotFoundError:
+            out[name] = "absent"
+    try:
+        import pypandoc
+
+        out["pandoc"] = pypandoc.get_pandoc_version()
+    except Exception:  # noqa: BLE001 - pandoc missing is recorded, not fatal here
+        out["pandoc"] = "absent"
+    return dict(sorted(out.items()))
+
+
+def _num(x) -> float:
+    try:
+        v = float(x)
+    except (TypeError, ValueError):
+        return math.nan
+    return v
+
+
+def read_benchmarks(bench_dir: str | Path) -> pd.DataFrame:
+    """One row per benchmark file (and repeat): rule, job, wall_s, max_rss_mb, cpu_s."""
+    bench_dir = Path(bench_dir)
+    rows = []
+    for path in sorted(bench_dir.rglob("*.tsv")):
+        rel = path.relative_to(bench_dir)
+        rule = rel.parts[0] if len(rel.parts) > 1 else path.stem
+        try:
+            df = pd.read_csv(path, sep="\t")
+        except (pd.errors.EmptyDataError, pd.errors.ParserError) as err:
+            log.warning("unreadable benchmark file %s: %s", path, err)
+            continue
+        for _, r in df.iterrows():
+            rows.append({"rule": rule, "job": str(rel.with_suffix("")), "wall_s": _num(r.get("s")),
+                         "max_rss_mb": _num(r.get("max_rss")), "cpu_s": _num(r.get("cpu_time"))})
+    return pd.DataFrame(rows, columns=["rule", "job", "wall_s", "max_rss_mb", "cpu_s"])
+
+
+def aggregate(bench: pd.DataFrame) -> list[dict]:
+    """Per rule: jobs, total and max wall time, peak max_rss, total CPU time (sorted by wall time)."""
+    out = []
+    for rule, g in bench.groupby("rule"):
+        out.append({"rule": rule, "jobs": int(g["job"].nunique()),
+                    "wall_s_total": float(g["wall_s"].sum()),
+                    "wall_s_max": float(g["wall_s"].max()),
+                    "max_rss_mb": float(g["max_rss_mb"].max()) if g["max_rss_mb"].notna().any()
+                    else math.nan,
+                    "cpu_s_total": float(g["cpu_s"].sum())})
+    return sorted(out, key=lambda r: -r["wall_s_total"])
+
+
+def collect(config: dict, bench_dir: str | Path, root: str | Path | None = None) -> dict:
+    root = Path(root) if root else Path(__file__).resolve().parents[3]
+    bench = read_benchmarks(bench_dir)
+    rules = aggregate(bench)
+    return {
+        "config_hash": config_hash(config),
+        "git_commit": git_commit(root),
+        "git_dirty": _git_dirty(root),
+        "python": sys.version.split()[0],
+        "platform": platform.platform(),
+        "packages": versions(),
+        "rules": rules,
+        "n_jobs": int(len(bench)),
+        "total_cpu_s": float(bench["cpu_s"].sum()) if len(bench) else 0.0,
+        "total_wall_s": float(bench["wall_s"].sum()) if len(bench) else 0.0,
+        "peak_rss_mb": float(bench["max_rss_mb"].max()) if bench["max_rss_mb"].notna().any()
+        else math.nan,
+    }
+
+
+def write(config: dict, bench_dir: str | Path, out_path: str | Path) -> dict:
+    from ctpaper.runtime import write_json
+
+    prov = collect(config, bench_dir)
+    write_json(prov, out_path)
+    log.info("provenance: %d benchmarked jobs in %d rules, %.0f s CPU", prov["n_jobs"],
+             len(prov["rules"]), prov["total_cpu_s"])
+    return prov

@@ -1,0 +1,193 @@
+"""Every figure module produces a non-empty PNG and PDF from small synthetic inputs (method 8)."""
+
+from __future__ import annotations
+
+import copy
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from ctpaper.data.io import write_frames
+from ctpaper.models import build_model, model_spec, save_model
+
+torch.set_num_threads(1)
+
+SIDE = 28
+D = SIDE * SIDE
+PROTECTED = list(range(0, 140)) + list(range(644, 784))
+
+
+def assert_image(png, pdf, min_shape=(100, 100)):
+    import matplotlib.image as mpimg
+
+    assert png.stat().st_size > 2000 and pdf.stat().st_size > 1000
+    img = mpimg.imread(png)
+    assert img.shape[0] >= min_shape[0] and img.shape[1] >= min_shape[1]
+    assert float(np.std(img[..., :3])) > 0.01          # not a blank canvas
+    assert pdf.read_bytes()[:5] == b"%PDF-"
+
+
+@pytest.fixture
+def small_config(base_config):
+    cfg = copy.deepcopy(base_config)
+    cfg["figures"]["fig1"].update(n_train=120, n_epochs=4, nce=20, batch_size=30)
+    cfg["figures"]["fig2"].update(T=20)
+    cfg["figures"]["fig45"].update(T=5)
+    return cfg
+
+
+@pytest.fixture
+def mnist_like(tmp_path):
+    """A tiny prepared 'mnist' directory (6 test images per class) and two MLPs saved to disk."""
+    rng = np.random.default_rng(0)
+    names = [f"p{i}" for i in range(D)]
+
+    def images(n_per):
+        y = np.repeat(np.arange(10), n_per)
+        X = rng.uniform(-1, 1, size=(len(y), D)).astype(np.float32)
+        return X, y
+
+    Xp, yp = images(3)
+    Xt, yt = images(6)
+    d = tmp_path / "mnist"
+    d.mkdir()
+    write_frames(Xp, yp, names, is_val=np.zeros(len(yp), bool)).to_parquet(d / "train.parquet")
+    write_frames(Xt, yt, names).to_parquet(d / "test.parquet")
+    meta = {"dataset": "mnist", "kind": "mnist", "feature_names": names, "classes": list(range(10)),
+            "n_pool": len(yp), "n_train": len(yp), "n_val": 0, "n_test": len(yt),
+            "bounds": {"lower": [-1.0] * D, "upper": [1.0] * D}, "protected": PROTECTED,
+            "categorical_blocks": [], "image_shape": [SIDE, SIDE]}
+    (d / "meta.json").write_text(json.dumps(meta))
+    paths = {}
+    for name, seed in (("bl", 1), ("ct", 2)):
+        m = build_model("mlp", D, 10, seed=seed)
+        with torch.no_grad():
+            m.fc2.bias[0] += 20.0     # every image is predicted as 0 (Figure 2 needs one)
+        p = tmp_path / f"{name}.pt"
+        save_model(m, p, model_spec("mlp", D, 10, 32))
+        paths[name] = p
+    return d, paths
+
+
+def test_fig1_small_run(small_config, tmp_path):
+    from ctpaper.figures import fig1
+
+    png, pdf = tmp_path / "fig1.png", tmp_path / "fig1.pdf"
+    res = fig1.make(small_config, str(png), str(pdf))
+    assert_image(png, pdf)
+    assert list(res) == ["a", "b", "c", "d"]
+    T = small_config["figures"]["fig1"]["T"]
+    for key, r in res.items():
+        assert r.paths.shape[1:] == (T + 1, 2)
+        np.testing.assert_allclose(r.paths[:, -1], r.ces, atol=1e-5)
+    # immutable feature 1 ("age") never moves in panels (c) and (d), and does move in (a)
+    for key in ("c", "d"):
+        r = res[key]
+        assert np.allclose(r.paths[:, :, 1], r.paths[:, :1, 1])
+    assert not np.allclose(res["a"].paths[:, :, 1], res["a"].paths[:, :1, 1])
+    # BL is unaffected by its (plotting-only) CEs; CT differs from BL
+    np.testing.assert_allclose(res["a"].weight, res["c"].weight)
+    assert not np.allclose(res["a"].weight, res["b"].weight)
+
+
+def test_fig1_boundary_segment():
+    from ctpaper.figures.fig1 import boundary_segment
+
+    w = np.array([[0.0, 0.0], [1.0, 2.0]])       # boundary x + 2 y + 1 = 0
+    c = np.array([0.0, 1.0])
+    xs, ys = boundary_segment(w, c, (-3, 3), (-5, 5))
+    np.testing.assert_allclose(xs + 2 * ys + 1, 0, atol=1e-12)
+    w = np.array([[0.0, 0.0], [1.0, 0.0]])       # vertical boundary x = -1
+    xs, ys = boundary_segment(w, c, (-3, 3), (-5, 5))
+    np.testing.assert_allclose(xs, [-1, -1])
+
+
+def test_fig2_protected_rows_fixed_and_image(mnist_like, small_config, tmp_path):
+    from ctpaper.figures import fig2
+
+    d, paths = mnist_like
+    maps = pd.concat([pd.DataFrame({"model": m, "class": np.repeat(np.arange(10), D),
+                                    "pixel": np.tile(np.arange(D), 10),
+                                    "attribution": np.random.default_rng(1).uniform(0, 1, 10 * D)})
+                      for m in ("BL", "CT_protected")])
+    ig = tmp_path / "ig_maps.parquet"
+    maps.to_parquet(ig)
+    png, pdf = tmp_path / "fig2.png", tmp_path / "fig2.pdf"
+    res = fig2.make(str(d), {"BL": paths["bl"], "CT_protected": paths["ct"]}, str(ig), small_config,
+                    str(png), str(pdf))
+    assert_image(png, pdf)
+    y_test = pd.read_parquet(d / "test.parquet")["y"].to_numpy()
+    assert y_test[res["index"]] == 0
+    for label in ("BL", "CT_protected"):
+        ces = res["ces"][label]
+        assert ces.shape == (4, D)
+        np.testing.assert_array_equal(ces[:, PROTECTED], np.repeat(res["factual"][None, PROTECTED], 4, 0))
+        assert ces.min() >= -1 and ces.max() <= 1
+        assert not np.allclose(ces, res["factual"][None])   # mutable pixels did move
+
+
+def test_fig2_ig_images_reject_wrong_size():
+    from ctpaper.figures.fig2 import ig_images
+
+    bad = pd.DataFrame({"model": "BL", "class": 5, "pixel": np.arange(10), "attribution": 0.5})
+    with pytest.raises(ValueError, match="pixels"):
+        ig_images(bad, "BL", classes=(5,))
+
+
+def test_fig45_grid(mnist_like, small_config, tmp_path):
+    from ctpaper.figures import fig45
+
+    d, paths = mnist_like
+    png, pdf = tmp_path / "fig4.png", tmp_path / "fig4.pdf"
+    res = fig45.make("fig4", str(d), str(paths["ct"]), small_config, str(png), str(pdf))
+    assert_image(png, pdf, min_shape=(500, 500))
+    y_test = pd.read_parquet(d / "test.parquet")["y"].to_numpy()
+    assert [int(y_test[i]) for i in res["indices"]] == list(range(10))
+    grid = res["grid"]
+    for i in range(10):
+        np.testing.assert_array_equal(grid[i, i], res["factuals"][i])
+    assert not np.allclose(grid[0, 1], res["factuals"][0])
+    # the same factuals for Figure 5 (BL)
+    res5 = fig45.make("fig5", str(d), str(paths["bl"]), small_config, str(tmp_path / "f5.png"),
+                      str(tmp_path / "f5.pdf"))
+    assert res5["indices"] == res["indices"]
+    with pytest.raises(ValueError):
+        fig45.make("fig6", str(d), str(paths["bl"]), small_config, "x.png", "x.pdf")
+
+
+def test_fig3_robustness(tmp_path):
+    from ctpaper.figures import fig3
+
+    eps = np.linspace(0, 0.1, 4)
+    paths = []
+    for d in ("ls", "moon", "adult", "mnist"):
+        rows = [{"dataset": d, "seed": 2025, "model": m, "eps": e,
+                 "accuracy": 1 - e * (3 if m == "BL" else 1)} for m in ("BL", "CT") for e in eps]
+        p = tmp_path / f"{d}.parquet"
+        pd.DataFrame(rows).to_parquet(p)
+        paths.append(p)
+    png, pdf = tmp_path / "fig3.png", tmp_path / "fig3.pdf"
+    df = fig3.make(paths, str(png), str(pdf))
+    assert_image(png, pdf)
+    assert set(df["model"]) == {"BL", "CT"} and len(df) == 32
+
+
+def test_maturity_curves(tmp_path):
+    from ctpaper.figures import maturity
+
+    paths = []
+    for d in ("ls", "adult"):
+        for m in ("ct_free", "ct_protected"):
+            p = tmp_path / "models" / d / "seed2025" / m / "log.parquet"
+            p.parent.mkdir(parents=True)
+            pd.DataFrame({"epoch": np.arange(1, 6),
+                          "prop_mature": np.linspace(0.2, 0.9, 5) * (0.8 if m == "ct_free" else 1)}
+                         ).to_parquet(p)
+            paths.append(p)
+    png, pdf = tmp_path / "m.png", tmp_path / "m.pdf"
+    df = maturity.make(paths, str(png), str(pdf))
+    assert_image(png, pdf)
+    assert set(df["dataset"]) == {"ls", "adult"} and set(df["model"]) == {"ct_free", "ct_protected"}

@@ -1,0 +1,338 @@
+"""The paper: shortcode expansion, source/output checks, cross-references, provenance, computed values,
+and a full render of paper/paper.qmd from small synthetic pipeline outputs."""
+
+from __future__ import annotations
+
+import copy
+import json
+import re
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from ctpaper import tables
+from ctpaper.paper import provenance, render, values
+
+torch.set_num_threads(1)
+
+REPO = Path(__file__).resolve().parents[1]
+PAPER_DIR = REPO / "paper"
+
+
+# --------------------------------------------------------------------------------------------------
+# shortcodes and checks
+
+
+def test_expand_shortcodes_vars_and_nested_includes(tmp_path):
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "sub" / "inner.md").write_text("inner {{< var a.b >}}\n")
+    (tmp_path / "outer.md").write_text("outer\n{{< include /sub/inner.md >}}\n")
+    text = "x {{< var n >}}\n{{< include outer.md >}}\nend"
+    out = render.expand_shortcodes(text, {"n": 3, "a": {"b": "deep"}}, tmp_path)
+    assert out == "x 3\nouter\ninner deep\nend"
+    with pytest.raises(render.RenderError, match="a.c"):
+        render.expand_shortcodes("{{< var a.c >}}", {"a": {"b": 1}}, tmp_path)
+    with pytest.raises(render.RenderError, match="does not exist"):
+        render.expand_shortcodes("{{< include nope.md >}}", {}, tmp_path)
+    with pytest.raises(render.RenderError, match="unsupported"):
+        render.expand_shortcodes("{{< meta title >}}", {}, tmp_path)
+
+
+BIB = "@article{known2020, title={T}, author={A, B}, journal={J}, year={2020}}\n"
+
+
+def _doc(body: str) -> str:
+    return "---\ntitle: t\n---\n\n" + body
+
+
+def test_check_source_reports_every_problem(tmp_path):
+    (tmp_path / "r.bib").write_text(BIB)
+    (tmp_path / "f.png").write_bytes(b"\x89PNG fake")
+    good = _doc("See @fig-a and @tbl-b [@known2020].\n\n![c](f.png){#fig-a}\n\n| x |\n|---|\n| 1 |\n\n"
+                ": cap {#tbl-b}\n")
+    summary = render.check_source(good, tmp_path / "r.bib", tmp_path)
+    assert summary["figures"] == ["fig-a"] and summary["tables"] == ["tbl-b"]
+    assert summary["citations"] == ["known2020"]
+    bad = _doc("See @fig-zz and [@unknown2001].\n\n![c](missing.png){#fig-a}\n")
+    with pytest.raises(render.RenderError) as err:
+        render.check_source(bad, tmp_path / "r.bib", tmp_path)
+    msg = str(err.value)
+    assert "fig-zz" in msg and "unknown2001" in msg and "missing.png" in msg
+    assert "never referenced" in msg     # fig-a is defined but not referenced
+
+
+def _tiny_paper(tmp_path, body: str):
+    paper = tmp_path / "paper"
+    (paper / "filters").mkdir(parents=True)
+    (paper / "sections").mkdir()
+    (paper / "typst").mkdir()
+    shutil.copy2(PAPER_DIR / "typst" / "header.typ", paper / "typst")
+    shutil.copy2(PAPER_DIR / "filters" / "crossref.lua", paper / "filters")
+    (paper / "references.bib").write_text(BIB)
+    (paper / "_quarto.yml").write_text("project:\n  type: default\n")
+    (paper / "paper.qmd").write_text(_doc(body))
+    return paper
+
+
+def _plot(path_png, path_pdf):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(3, 2))
+    ax.plot([0, 1, 2], [1, 0, 2])
+    fig.savefig(path_png, dpi=60)
+    fig.savefig(path_pdf)
+    plt.close(fig)
+
+
+def test_render_tiny_document_numbers_and_links(tmp_path):
+    body = ("# Intro {#sec-intro}\n\nValue {{< var v >}}. See @fig-b, then @fig-a, @tbl-t and "
+            "@sec-intro [@known2020].\n\n"
+            "![First.](figures/a.png){#fig-a}\n\n![Second.](figures/b.png){#fig-b}\n\n"
+            "{{< include tables/t.md >}}\n\n# References {.unnumbered}\n\n::: {#refs}\n:::\n")
+    paper = _tiny_paper(tmp_path, body)
+    inputs = tmp_path / "in"
+    inputs.mkdir()
+    figs = {}
+    for n in ("a", "b"):
+        _plot(inputs / f"{n}.png", inputs / f"{n}.pdf")
+        figs[n] = [inputs / f"{n}.png", inputs / f"{n}.pdf"]
+    (inputs / "t.md").write_text(tables.markdown_table([["1.00"]], ["x"], "r", "Cap.", "tbl-t"))
+    (inputs / "values.json").write_text(json.dumps({"vars": {"v": 42}, "blocks": {}}))
+    html, pdf = tmp_path / "out" / "p.html", tmp_path / "out" / "p.pdf"
+    summary = render.render(paper, tmp_path / "build", inputs / "values.json", {"t": inputs / "t.md"},
+                            figs, html, pdf, engine="pandoc")
+    assert summary["figures"] == ["fig-a", "fig-b"] and summary["tables"] == ["tbl-t"]
+    h = html.read_text()
+    assert 'href="#fig-b">Figure\u00a02</a>' in h and 'href="#fig-a">Figure\u00a01</a>' in h
+    assert 'href="#tbl-t">Table\u00a01</a>' in h and 'href="#sec-intro">Section\u00a01</a>' in h
+    assert "Value 42." in render.html_text(h)
+    assert h.count('src="data:image/png;base64') == 2
+    typ = (tmp_path / "build" / "paper.typ").read_text()
+    assert "#ref(<fig-b>);" in typ and 'image("figures/a.pdf"' in typ   # vector figures in print
+    text = render.pdf_text(pdf)
+    if text is not None:
+        assert "Figure 1: First." in text and "Figure 2: Second." in text
+        assert "see figure 2, then figure 1, table 1" in " ".join(text.split()).lower()
+        assert "??" not in text
+
+
+def test_render_fails_on_undefined_reference(tmp_path):
+    paper = _tiny_paper(tmp_path, "See @fig-nothere.\n")
+    (tmp_path / "v.json").write_text(json.dumps({"vars": {}, "blocks": {}}))
+    with pytest.raises(render.RenderError, match="fig-nothere"):
+        render.render(paper, tmp_path / "b", tmp_path / "v.json", {}, {}, tmp_path / "o.html",
+                      tmp_path / "o.pdf", engine="pandoc")
+    assert not (tmp_path / "o.html").exists()
+
+
+def test_lua_filter_rejects_undefined_label_directly(tmp_path):
+    """Even past the source check, pandoc with the filter fails on a dangling reference."""
+    import subprocess
+
+    (tmp_path / "d.md").write_text("See @fig-x.\n")
+    out = subprocess.run([render.pandoc_path(), "d.md", "--lua-filter",
+                          str(PAPER_DIR / "filters" / "crossref.lua"), "-t", "html"],
+                         cwd=tmp_path, capture_output=True, text=True)
+    assert out.returncode != 0 and "fig-x" in out.stderr
+
+
+def test_check_outputs_flags_unresolved_and_external(tmp_path):
+    html = tmp_path / "p.html"
+    html.write_text('<html><body><p>See ?? and @fig-a</p><img src="figures/a.png"></body></html>')
+    pdf = tmp_path / "p.pdf"
+    pdf.write_bytes(b"")
+    with pytest.raises(render.RenderError) as err:
+        render.check_outputs(html, pdf, {"figures": ["fig-a"], "tables": [], "images": ["x"]})
+    msg = str(err.value)
+    assert "self-contained" in msg and "??" in msg and "@fig-a" in msg and "anchor" in msg
+
+
+# --------------------------------------------------------------------------------------------------
+# provenance and values
+
+
+def test_provenance_aggregates_benchmarks(tmp_path, base_config):
+    b = tmp_path / "benchmarks"
+    header = "s\th:m:s\tmax_rss\tmax_vms\tmax_uss\tmax_pss\tio_in\tio_out\tmean_load\tcpu_time\n"
+    for rule, job, s, rss, cpu in (("train_model", "ls_bl", 10.0, 300.0, 9.5),
+                                   ("train_model", "ls_ct", 30.0, 500.0, 29.0),
+                                   ("prepare_data", "ls", 2.0, "NA", 1.0)):
+        (b / rule).mkdir(parents=True, exist_ok=True)
+        (b / rule / f"{job}.tsv").write_text(header + f"{s}\t0:00:10\t{rss}\t1\t1\t1\t0\t0\t50\t{cpu}\n")
+    prov = provenance.collect(base_config, b)
+    rules = {r["rule"]: r for r in prov["rules"]}
+    assert rules["train_model"] == {"rule": "train_model", "jobs": 2, "wall_s_total": 40.0,
+                                    "wall_s_max": 30.0, "max_rss_mb": 500.0, "cpu_s_total": 38.5}
+    assert np.isnan(rules["prepare_data"]["max_rss_mb"])
+    assert prov["total_cpu_s"] == pytest.approx(39.5) and prov["total_wall_s"] == pytest.approx(42.0)
+    assert prov["n_jobs"] == 3 and prov["peak_rss_mb"] == 500.0
+    assert prov["rules"][0]["rule"] == "train_model"          # sorted by wall time
+    assert len(prov["config_hash"]) == 16 and "torch" in prov["packages"]
+    block = values.provenance_block(prov)
+    assert "{#tbl-compute}" in block and "train\\_model" in block and prov["config_hash"] in block
+
+
+def test_verdict_rule():
+    assert values.verdict(5, 9, 10.0) == "supports"
+    assert values.verdict(4, 9, 10.0) == "partly supports"   # not more than half
+    assert values.verdict(1, 9, 0.5) == "partly supports"
+    assert values.verdict(6, 9, -1.0) == "does not support"  # worse on average
+    assert values.verdict(0, 9, 30.0) == "does not support"
+
+
+def test_table1_values_counts():
+    t1 = pd.DataFrame({
+        "dataset": ["ls", "moon", "adult", "avg"], "label": ["LS", "Moon", "Adult", "Avg"],
+        **{f"{m}_value": [50.0, -10.0, 20.0, 20.0] for m in ("ip", "ip_star", "cost")},
+        **{f"{m}_significant": [True, True, False, False] for m in ("ip", "ip_star", "cost")},
+    })
+    v = values.table1_values(t1)["ip"]
+    assert (v["n"], v["n_better"], v["n_sig_better"], v["n_sig_worse"]) == (3, 2, 1, 1)
+    assert v["best"] == "LS" and v["worst"] == "Moon" and v["avg"] == "20.00"
+    assert v["sig_better_list"] == "LS" and v["sig_worse_list"] == "Moon"
+    assert v["verdict"] == "partly supports"
+
+
+def test_robustness_values():
+    rows = []
+    for d, gap in (("ls", 0.1), ("moon", -0.05), ("adult", 0.2)):
+        for e in (0.0, 0.05, 0.1):
+            rows.append({"dataset": d, "model": "BL", "eps": e, "accuracy": 0.9 - e})
+            rows.append({"dataset": d, "model": "CT", "eps": e, "accuracy": 0.9 - e + (gap if e else 0)})
+    v = values.robustness_values(pd.DataFrame(rows))
+    assert v["n"] == 3 and v["n_better"] == 2 and v["better_list"] == "LS and Adult"
+    assert v["avg_gain_pp"] == "8.3" and v["max_gap_label"] == "Adult" and v["verdict"] == "supports"
+    assert v["eps_min"] == "0.05" and v["eps_max"] == "0.1" and v["clean_gap_pp"] == "0.0"
+
+
+def test_repro_notes_cover_section_10_1_and_follow_config(base_config):
+    metas = {"ls": {"n_test": 900, "n_pool": 3600}, "credit": {"n_test": 2654, "n_pool": 10618}}
+    notes = values.repro_notes(base_config, metas)
+    items = re.findall(r"^(\d+)\. \*\*", notes, flags=re.M)
+    assert items == [str(i) for i in range(1, 17)]
+    assert "`ce.lr` = 0.1 (as in the published results)" in notes
+    assert "LS 900 and Cred 2654" in notes and "Credit pool 10618" in notes
+    changed = copy.deepcopy(base_config)
+    changed["ce"]["lr"] = 0.25
+    changed["train"]["adv_label"] = "true"
+    notes2 = values.repro_notes(changed, metas)
+    assert "`ce.lr` = 0.25 (as in the paper text)" in notes2
+    assert "`train.adv_label` = true (as in the paper text)" in notes2
+
+
+# --------------------------------------------------------------------------------------------------
+# the real paper.qmd rendered from synthetic pipeline outputs
+
+
+def _synthetic_results(root: Path, config: dict, datasets: list[str]) -> dict:
+    """Minimal results tree for the report stage: tables, figures (plain plots), values inputs."""
+    rng = np.random.default_rng(0)
+    (root / "tables").mkdir(parents=True)
+    (root / "figures").mkdir()
+    ces_paths, perf, rob, logs, metas = [], [], [], [], []
+    for d in datasets:
+        for fam in ("free", "protected"):
+            rows = []
+            for run in range(4):
+                for lam in (0.5, 5.0):
+                    for model, scale in (("CT", 0.7), ("BL", 1.0)):
+                        v = scale * (1 + 0.1 * rng.standard_normal(6)) + 0.01 * run
+                        rows += [{"dataset": d, "family": fam, "seed": 2025, "model": model,
+                                  "lambda_egy": lam, "run": run, "valid": True, "ip": x,
+                                  "ip_star": x / 100, "cost": 2 * x} for x in v]
+            p = root / "eval" / d / "seed2025" / fam / "ces.parquet"
+            p.parent.mkdir(parents=True, exist_ok=True)
+            pd.DataFrame(rows).to_parquet(p)
+            ces_paths.append(str(p))
+        for m, acc in (("BL", 0.9), ("CT_free", 0.88), ("CT_protected", 0.87)):
+            perf.append({"dataset": d, "seed": 2025, "model": m, "accuracy": acc, "f1": acc - 0.01})
+        for e in np.linspace(0, 0.1, 4):
+            rob += [{"dataset": d, "seed": 2025, "model": "BL", "eps": e, "accuracy": 0.9 - 3 * e},
+                    {"dataset": d, "seed": 2025, "model": "CT", "eps": e, "accuracy": 0.88 - e}]
+        for m in ("ct_free", "ct_protected"):
+            p = root / "models" / d / "seed2025" / m / "log.parquet"
+            p.parent.mkdir(parents=True)
+            pd.DataFrame({"epoch": [1, 2, 3], "prop_mature": [0.3, 0.6, 0.8]}).to_parquet(p)
+            logs.append(str(p))
+        meta = root / "data" / d / "meta.json"
+        meta.parent.mkdir(parents=True)
+        meta.write_text(json.dumps({"dataset": d, "n_pool": 100, "n_train": 90, "n_val": 10,
+                                    "n_test": 40}))
+        metas.append(str(meta))
+    perf_p = root / "eval" / "performance.parquet"
+    pd.DataFrame(perf).to_parquet(perf_p)
+    rob_p = root / "eval" / "robustness.parquet"
+    pd.DataFrame(rob).to_parquet(rob_p)
+    T = root / "tables"
+    for name, inputs in (("table1", ces_paths), ("table3", ces_paths), ("table2", metas),
+                         ("performance", [str(perf_p)])):
+        tables.make_table(name, inputs, str(T / f"{name}.csv"), str(T / f"{name}.md"), config)
+    names = ["fig1", "fig3", "maturity"] + (["fig2", "fig4", "fig5"] if "mnist" in datasets else [])
+    figs = {}
+    for n in names:
+        _plot(root / "figures" / f"{n}.png", root / "figures" / f"{n}.pdf")
+        figs[n] = [root / "figures" / f"{n}.png", root / "figures" / f"{n}.pdf"]
+    stats = {}
+    f1 = {k: {"train_acc": 0.99, "valid_share": 0.5, "dist_class1": 1.2, "cost": 3.0, "n_ces": 20}
+          for k in "abcd"}
+    stats["fig1_stats_json"] = root / "figures" / "fig1_stats.json"
+    stats["fig1_stats_json"].write_text(json.dumps(f1))
+    ig = []
+    if "mnist" in datasets:
+        stats["fig2_stats_json"] = root / "figures" / "fig2_stats.json"
+        stats["fig2_stats_json"].write_text(json.dumps({"BL": {"n_valid": 3},
+                                                        "CT_protected": {"n_valid": 4}}))
+        for n, k in (("fig4", 80), ("fig5", 70)):
+            stats[f"{n}_stats_json"] = root / "figures" / f"{n}_stats.json"
+            stats[f"{n}_stats_json"].write_text(json.dumps({"n_valid": k, "n_pairs": 90}))
+        igp = root / "eval" / "ig_summary.parquet"
+        pd.DataFrame([{"dataset": "mnist", "seed": 2025, "model": m, "source": "class_maps",
+                       "n_groups": 10, "n_rows": 100, "n_protected": 280, "mean": v, "sd": 0.01}
+                      for m, v in (("BL", 0.2), ("CT_protected", 0.1))]).to_parquet(igp)
+        ig.append(str(igp))
+    bench = root / "benchmarks" / "train_model"
+    bench.mkdir(parents=True)
+    (bench / "ls.tsv").write_text("s\th:m:s\tmax_rss\tmax_vms\tmax_uss\tmax_pss\tio_in\tio_out\t"
+                                  "mean_load\tcpu_time\n12.5\t0:00:12\t321.0\t1\t1\t1\t0\t0\t90\t11.0\n")
+    provenance.write(config, root / "benchmarks", root / "paper" / "provenance.json")
+    values.write(config, root / "paper" / "values.json", table1_csv=T / "table1.csv",
+                 performance_csv=T / "performance.csv", table2_csv=T / "table2.csv",
+                 robustness_paths=[rob_p], log_paths=logs, ig_summary_paths=ig,
+                 provenance_json=root / "paper" / "provenance.json", **stats)
+    return {"tables": {n: T / f"{n}.md" for n in ("table1", "table2", "table3", "performance")},
+            "figures": figs}
+
+
+@pytest.mark.parametrize("datasets", [["ls", "moon", "adult", "mnist"], ["ls", "credit"]])
+def test_full_paper_renders_from_synthetic_outputs(tmp_path, base_config, datasets):
+    config = copy.deepcopy(base_config)
+    config["datasets"] = datasets
+    res = _synthetic_results(tmp_path / "results", config, datasets)
+    html, pdf = tmp_path / "paper.html", tmp_path / "paper.pdf"
+    summary = render.render(PAPER_DIR, tmp_path / "build", tmp_path / "results" / "paper" / "values.json",
+                            res["tables"], res["figures"], html, pdf, engine="pandoc")
+    mnist = "mnist" in datasets
+    assert len(summary["figures"]) == (6 if mnist else 3)
+    # table1, table2, table3, performance, compute
+    assert summary["tables"] == ["tbl-table1", "tbl-table2", "tbl-table3", "tbl-performance",
+                                 "tbl-compute"]
+    expected = ["fig-fig1", "fig-fig2", "fig-fig3", "fig-fig4", "fig-fig5", "fig-maturity"]
+    assert summary["figures"] == (expected if mnist else ["fig-fig1", "fig-fig3", "fig-maturity"])
+    assert len(summary["citations"]) >= 10
+    text = render.html_text(html.read_text())
+    assert "CT is better than the baseline on " + str(len(datasets)) + " of " in " ".join(text.split())
+    assert ("MNIST is not part of this run" in text) != mnist
+    assert "does not support" in text or "supports" in text
+    ptxt = render.pdf_text(pdf)
+    if ptxt is not None:
+        n_fig = 6 if mnist else 3
+        assert f"Figure {n_fig}:" in ptxt and f"Figure {n_fig + 1}:" not in ptxt
+        assert "Table 5:" in ptxt and "Table 6:" not in ptxt
+        assert "??" not in ptxt and "@fig-" not in ptxt and "@tbl-" not in ptxt

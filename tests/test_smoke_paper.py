@@ -1,0 +1,102 @@
+"""End to end: the smoke config from raw data to the rendered paper (the suite's expensive test).
+
+Runs ``snakemake paper`` with config/config.yaml + config/smoke.yaml and an overlay that puts the
+results in a temporary directory, then checks the figures, the PDF (figure/table captions, no
+unresolved references) and the self-contained HTML, and that a figure target reruns only its chain.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from ctpaper import config as cfgmod
+from ctpaper.paper.render import html_text, pdf_text
+
+REPO = Path(__file__).resolve().parents[1]
+SNAKEMAKE = str(Path(sys.executable).parent / "snakemake")
+TIMEOUT = 1800
+
+
+def _snakemake(args: list[str], results: Path, overlay: Path, env: dict, timeout=TIMEOUT):
+    cmd = [SNAKEMAKE, *args, "--cores", "2", "--configfile", "config/config.yaml",
+           "config/smoke.yaml", str(overlay)]
+    return subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=timeout)
+
+
+@pytest.fixture(scope="module")
+def smoke_run(tmp_path_factory, raw_mirror):
+    root = tmp_path_factory.mktemp("smoke")
+    results = root / "results"
+    overlay = root / "overlay.yaml"
+    overlay.write_text(yaml.safe_dump({"paths": {"results": str(results)}}))
+    env = {**os.environ, "CTPAPER_RAW_MIRROR": str(raw_mirror), "OMP_NUM_THREADS": "1"}
+    out = _snakemake(["paper"], results, overlay, env)
+    if out.returncode != 0:
+        pytest.fail(f"snakemake paper failed ({out.returncode}):\n{out.stderr[-6000:]}")
+    config = cfgmod.load(REPO / "config" / "config.yaml", REPO / "config" / "smoke.yaml", overlay)
+    return {"results": results, "overlay": overlay, "env": env, "config": config}
+
+
+def _figure_names(config):
+    return ["fig1", "fig3", "maturity"] + (["fig2", "fig4", "fig5"] if "mnist" in config["datasets"]
+                                            else [])
+
+
+@pytest.mark.slow
+def test_smoke_figures_and_tables_exist(smoke_run):
+    R = smoke_run["results"]
+    for name in _figure_names(smoke_run["config"]):
+        for ext in ("png", "pdf"):
+            f = R / "figures" / f"{name}.{ext}"
+            assert f.is_file() and f.stat().st_size > 1000, f
+    for name in ("table1", "table2", "table3", "performance"):
+        for ext in ("csv", "md"):
+            f = R / "tables" / f"{name}.{ext}"
+            assert f.is_file() and f.stat().st_size > 100, f
+    assert (R / "paper" / "provenance.json").is_file()
+
+
+@pytest.mark.slow
+def test_smoke_pdf_has_every_figure_and_table(smoke_run):
+    R = smoke_run["results"]
+    n_fig = len(_figure_names(smoke_run["config"]))
+    n_tbl = 5  # Tables 1-3, predictive performance, compute
+    typ = (R / "paper" / "build" / "paper.typ").read_text()
+    assert len(re.findall(r"^<fig-[\w-]+>$", typ, flags=re.M)) == n_fig
+    assert len(re.findall(r"^<tbl-[\w-]+>$", typ, flags=re.M)) == n_tbl
+    text = pdf_text(R / "paper" / "paper.pdf")
+    if text is None:
+        pytest.skip("pdftotext (Debian poppler-utils) not installed: PDF text not checked")
+    figs = sorted({int(n) for n in re.findall(r"Figure (\d+):", text)})
+    tbls = sorted({int(n) for n in re.findall(r"Table (\d+):", text)})
+    assert figs == list(range(1, n_fig + 1))
+    assert tbls == list(range(1, n_tbl + 1))
+    assert "??" not in text and "@fig-" not in text and "@tbl-" not in text and "#ref(" not in text
+
+
+@pytest.mark.slow
+def test_smoke_html_is_self_contained(smoke_run):
+    html = (smoke_run["results"] / "paper" / "paper.html").read_text()
+    srcs = re.findall(r"""\ssrc\s*=\s*["']([^"']*)["']""", html)
+    assert srcs and all(s.startswith("data:") for s in srcs)
+    assert html.count('src="data:image/png;base64,') == len(_figure_names(smoke_run["config"]))
+    text = html_text(html)
+    assert "??" not in text and "@fig-" not in text and "@tbl-" not in text
+    assert re.search(r"Figure\s1:", text) and re.search(r"Table\s1:", text)
+
+
+@pytest.mark.slow
+def test_smoke_figure_target_reruns_only_its_chain(smoke_run):
+    R = smoke_run["results"]
+    (R / "figures" / "fig3.png").unlink()
+    out = _snakemake(["-n", "fig3"], R, smoke_run["overlay"], smoke_run["env"], timeout=300)
+    assert out.returncode == 0, out.stderr[-3000:]
+    jobs = re.findall(r"^(?:local)?rule (\w+):", out.stdout + out.stderr, flags=re.M)
+    assert set(jobs) == {"figure_fig3", "fig3"}, jobs

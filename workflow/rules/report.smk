@@ -1,0 +1,313 @@
+# Report stage (method sections 7 and 8): evaluation outputs -> tables, figures, the rendered paper.
+#   table_scores       Table 1 / Table 3 (wildcard name = table1 | table3) from every ces.parquet
+#   table_settings     Table 2 (+ the shared Note-1/Note-2 settings) from the config and meta.json
+#   table_performance  test accuracy / macro-F1 table from every performance.parquet
+#   figure_fig1        Figure 1: its own linear-model experiment (no upstream inputs)
+#   figure_fig2        Figure 2: MNIST CEs of the protected models + IG maps (only with mnist)
+#   figure_fig45       Figures 4/5 (wildcard name = fig4 | fig5): MNIST CE grids, CT / BL (only with mnist)
+#   figure_fig3        Figure 3: robust accuracy from every robustness.parquet
+#   figure_maturity    maturity curves from the CT models' training logs
+#   provenance         config hash, versions, git commit, per-rule compute from benchmarks/
+#   paper_values       the numbers and generated blocks the paper's text quotes (values.json)
+#   render_paper       paper/ (Quarto project) -> paper.html + paper.pdf (quarto, else pandoc + typst)
+# Rule names differ from the Snakefile's target rules (tables, figures, fig1..fig5, maturity, paper).
+# Figures use the first training seed's models (FIG_SEED); tables, Figure 3 and the maturity curves
+# use every configured seed (seeds x runs are the runs of a comparison).
+
+from ctpaper.config import section_hash  # noqa: E402
+
+PAPER_DIR = os.path.join(workflow.basedir, "paper")
+PAPER_SOURCES = sorted(
+    os.path.join(dp, f)
+    for sub in ("", "filters", "sections", "typst")
+    for dp in [os.path.join(PAPER_DIR, sub)]
+    if os.path.isdir(dp)
+    for f in os.listdir(dp)
+    if os.path.isfile(os.path.join(dp, f)) and not f.startswith(".")
+)
+HAS_MNIST = "mnist" in DATASETS
+FIG_STATS = f"{R}/figures/{{name}}_stats.json"
+PROVENANCE = f"{R}/paper/provenance.json"
+PAPER_VALUES = f"{R}/paper/values.json"
+
+
+def _fig_model(dataset, model, seed=FIG_SEED):
+    return MODEL_DIR.format(dataset=dataset, seed=seed, model=model) + "/model.pt"
+
+
+def _all(pattern, **fixed):
+    """Every configured dataset x seed (x family) expansion of an evaluation path pattern."""
+    out = []
+    for d in DATASETS:
+        for s in SEEDS:
+            if "{family}" in pattern:
+                out += [pattern.format(dataset=d, seed=s, family=f) for f in FAMILIES]
+            else:
+                out.append(pattern.format(dataset=d, seed=s))
+    return out
+
+
+CT_LOGS = [
+    MODEL_DIR.format(dataset=d, seed=s, model=m) + "/log.parquet"
+    for d in DATASETS
+    for s in SEEDS
+    for m in MODELS
+    if m.startswith("ct_")
+]
+IG_SUMMARIES = _all(IG_SUMMARY)
+MNIST_DATA = {k.split(".")[0]: DATA[k].format(dataset="mnist")
+              for k in ("train.parquet", "test.parquet", "meta.json")}
+
+
+# ---- tables ---------------------------------------------------------------------------------------
+
+
+rule table_scores:
+    input:
+        _all(CES),
+    output:
+        csv=f"{R}/tables/{{name}}.csv",
+        md=f"{R}/tables/{{name}}.md",
+    wildcard_constraints:
+        name="table1|table3",
+    params:
+        tables=config["tables"],
+    log:
+        f"{LOGS}/table_scores/{{name}}.log",
+    benchmark:
+        f"{BENCH}/table_scores/{{name}}.tsv"
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=15,
+    script:
+        "../scripts/table.py"
+
+
+rule table_settings:
+    input:
+        [DATA["meta.json"].format(dataset=d) for d in DATASETS],
+    output:
+        csv=f"{R}/tables/{{name}}.csv",
+        md=f"{R}/tables/{{name}}.md",
+    wildcard_constraints:
+        name="table2",
+    params:
+        config_hash=section_hash(config, ["train", "model", "ce", "data", "eval"]),
+    log:
+        f"{LOGS}/table_settings/{{name}}.log",
+    benchmark:
+        f"{BENCH}/table_settings/{{name}}.tsv"
+    threads: 1
+    resources:
+        mem_mb=500,
+        runtime=5,
+    script:
+        "../scripts/table.py"
+
+
+rule table_performance:
+    input:
+        _all(PERFORMANCE),
+    output:
+        csv=f"{R}/tables/{{name}}.csv",
+        md=f"{R}/tables/{{name}}.md",
+    wildcard_constraints:
+        name="performance",
+    log:
+        f"{LOGS}/table_performance/{{name}}.log",
+    benchmark:
+        f"{BENCH}/table_performance/{{name}}.tsv"
+    threads: 1
+    resources:
+        mem_mb=500,
+        runtime=5,
+    script:
+        "../scripts/table.py"
+
+
+# ---- figures --------------------------------------------------------------------------------------
+
+
+rule figure_fig1:
+    output:
+        png=f"{R}/figures/fig1.png",
+        pdf=f"{R}/figures/fig1.pdf",
+        stats=FIG_STATS.format(name="fig1"),
+    params:
+        config_hash=section_hash(config, ["figures", "data", "model", "ce", "train"]),
+    log:
+        f"{LOGS}/figure_fig1/fig1.log",
+    benchmark:
+        f"{BENCH}/figure_fig1/fig1.tsv"
+    threads: 1
+    resources:
+        mem_mb=1000,
+        runtime=15,
+    script:
+        "../scripts/fig1.py"
+
+
+if HAS_MNIST:
+
+    rule figure_fig2:
+        input:
+            **MNIST_DATA,
+            bl=_fig_model("mnist", "bl"),
+            ct=_fig_model("mnist", "ct_protected"),
+            ig_maps=IG_MAPS.format(seed=FIG_SEED),
+        output:
+            png=f"{R}/figures/fig2.png",
+            pdf=f"{R}/figures/fig2.pdf",
+            stats=FIG_STATS.format(name="fig2"),
+        params:
+            config_hash=section_hash(config, ["figures", "ce", "train"]),
+        log:
+            f"{LOGS}/figure_fig2/fig2.log",
+        benchmark:
+            f"{BENCH}/figure_fig2/fig2.tsv"
+        threads: 1
+        resources:
+            mem_mb=1500,
+            runtime=20,
+        script:
+            "../scripts/fig2.py"
+
+    rule figure_fig45:
+        input:
+            **MNIST_DATA,
+            model=lambda wc: _fig_model("mnist", "ct_free" if wc.name == "fig4" else "bl"),
+        output:
+            png=f"{R}/figures/{{name}}.png",
+            pdf=f"{R}/figures/{{name}}.pdf",
+            stats=FIG_STATS,
+        wildcard_constraints:
+            name="fig4|fig5",
+        params:
+            config_hash=section_hash(config, ["figures", "ce", "train"]),
+        log:
+            f"{LOGS}/figure_fig45/{{name}}.log",
+        benchmark:
+            f"{BENCH}/figure_fig45/{{name}}.tsv"
+        threads: 1
+        resources:
+            mem_mb=1500,
+            runtime=15,
+        script:
+            "../scripts/fig45.py"
+
+
+rule figure_fig3:
+    input:
+        _all(ROBUSTNESS),
+    output:
+        png=f"{R}/figures/fig3.png",
+        pdf=f"{R}/figures/fig3.pdf",
+    log:
+        f"{LOGS}/figure_fig3/fig3.log",
+    benchmark:
+        f"{BENCH}/figure_fig3/fig3.tsv"
+    threads: 1
+    resources:
+        mem_mb=800,
+        runtime=5,
+    script:
+        "../scripts/fig3.py"
+
+
+rule figure_maturity:
+    input:
+        CT_LOGS,
+    output:
+        png=f"{R}/figures/maturity.png",
+        pdf=f"{R}/figures/maturity.pdf",
+    log:
+        f"{LOGS}/figure_maturity/maturity.log",
+    benchmark:
+        f"{BENCH}/figure_maturity/maturity.tsv"
+    threads: 1
+    resources:
+        mem_mb=800,
+        runtime=5,
+    script:
+        "../scripts/maturity.py"
+
+
+# ---- the paper ------------------------------------------------------------------------------------
+
+PAPER_FIGURES = ["fig1", "fig3", "maturity"] + (["fig2", "fig4", "fig5"] if HAS_MNIST else [])
+FIG_STATS_FILES = {
+    f"{n}_stats": FIG_STATS.format(name=n) for n in ["fig1"] + (["fig2", "fig4", "fig5"] if HAS_MNIST else [])
+}
+
+
+rule provenance:
+    input:
+        # everything the paper reports, so that the benchmarks of all upstream jobs exist
+        tables=[f for n in TABLE_NAMES for f in table_files(n)],
+        figures=[f for n in PAPER_FIGURES for f in figure_files(n)],
+        ig=IG_SUMMARIES,
+    output:
+        PROVENANCE,
+    log:
+        f"{LOGS}/provenance/provenance.log",
+    benchmark:
+        f"{BENCH}/provenance/provenance.tsv"
+    threads: 1
+    resources:
+        mem_mb=500,
+        runtime=5,
+    script:
+        "../scripts/provenance.py"
+
+
+rule paper_values:
+    input:
+        **FIG_STATS_FILES,
+        table1=f"{R}/tables/table1.csv",
+        table2=f"{R}/tables/table2.csv",
+        performance=f"{R}/tables/performance.csv",
+        robustness=_all(ROBUSTNESS),
+        logs=CT_LOGS,
+        ig=IG_SUMMARIES,
+        provenance=PROVENANCE,
+    output:
+        PAPER_VALUES,
+    params:
+        config_hash=section_hash(config, [k for k in config if k != "paths"]),
+    log:
+        f"{LOGS}/paper_values/values.log",
+    benchmark:
+        f"{BENCH}/paper_values/values.tsv"
+    threads: 1
+    resources:
+        mem_mb=800,
+        runtime=5,
+    script:
+        "../scripts/paper_values.py"
+
+
+rule render_paper:
+    input:
+        values=PAPER_VALUES,
+        tables=[f"{R}/tables/{n}.md" for n in TABLE_NAMES],
+        figures=[f for n in PAPER_FIGURES for f in figure_files(n)],
+        sources=PAPER_SOURCES,
+    output:
+        html=PAPER_FILES[0],
+        pdf=PAPER_FILES[1],
+    params:
+        paper_dir=PAPER_DIR,
+        build_dir=f"{R}/paper/build",
+        figure_names=PAPER_FIGURES,
+        table_names=TABLE_NAMES,
+    log:
+        f"{LOGS}/render_paper/paper.log",
+    benchmark:
+        f"{BENCH}/render_paper/paper.tsv"
+    threads: 1
+    resources:
+        mem_mb=1500,
+        runtime=20,
+    script:
+        "../scripts/render_paper.py"

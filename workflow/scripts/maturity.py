@@ -1,0 +1,8 @@
+"""Rule figure_maturity: proportion of mature training CEs per epoch (method 8)."""
+
+from ctpaper.figures import maturity
+from ctpaper.runtime import rule_context
+
+with rule_context(snakemake) as log:  # noqa: F821 - injected by Snakemake's script directive
+    smk = snakemake  # noqa: F821
+    maturity.make(list(smk.input), smk.output.png, smk.output.pdf)
