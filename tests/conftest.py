@@ -78,3 +78,38 @@ def prepared_data(raw_mirror, _default_config, tmp_path_factory):
         return cache[dataset]
 
     return get
+
+
+# ---- the smoke config end to end, run once per session -------------------------------------------
+SMOKE_TIMEOUT = 1800
+
+
+def smoke_snakemake(args: list[str], overlay: Path, env: dict, timeout: int = SMOKE_TIMEOUT):
+    """Run Snakemake from the repository on config.yaml + smoke.yaml + ``overlay`` (2 cores)."""
+    import subprocess
+    import sys
+
+    snakemake = str(Path(sys.executable).parent / "snakemake")
+    cmd = [snakemake, *args, "--cores", "2", "--configfile", "config/config.yaml",
+           "config/smoke.yaml", str(overlay)]
+    return subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=timeout)
+
+
+@pytest.fixture(scope="session")
+def smoke_run(tmp_path_factory, raw_mirror):
+    """The whole DAG (target ``paper``) on the smoke config, from raw data, into a temporary results
+    directory. Shared by the end-to-end tests of every stage (data, evaluation, report)."""
+    import yaml
+
+    root = tmp_path_factory.mktemp("smoke")
+    results = root / "results"
+    overlay = root / "overlay.yaml"
+    overlay.write_text(yaml.safe_dump({"paths": {"results": str(results),
+                                                 "raw_dir": str(root / "raw"), "download": False}}))
+    env = {**os.environ, MIRROR_ENV: str(raw_mirror), "OMP_NUM_THREADS": "1"}
+    out = smoke_snakemake(["paper"], overlay, env)
+    if out.returncode != 0:
+        pytest.fail(f"snakemake paper (smoke) failed ({out.returncode}):\n{out.stderr[-6000:]}",
+                    pytrace=False)
+    config = cfg.load(REPO / "config" / "config.yaml", REPO / "config" / "smoke.yaml", overlay)
+    return {"results": results, "overlay": overlay, "env": env, "config": config}

@@ -27,10 +27,12 @@ def snakemake_data(workdir, mirror, *extra_args):
 
 
 @pytest.mark.slow
-def test_smoke_data_stage(tmp_path, raw_mirror):
-    run = snakemake_data(tmp_path, raw_mirror)
-    assert run.returncode == 0, run.stderr[-4000:]
-    results = tmp_path / "results" / "smoke"
+def test_smoke_data_stage(smoke_run):
+    """The data stage of the session's smoke run (conftest.smoke_run): sizes, logs, benchmarks,
+    raw files from the mirror, and nothing left to do for the ``data`` target."""
+    from conftest import smoke_snakemake
+
+    results = smoke_run["results"]
     for dataset, (n_pool, n_test) in SMOKE_SIZES.items():
         meta = json.loads((results / "data" / dataset / "meta.json").read_text())
         assert (meta["n_pool"], meta["n_test"]) == (n_pool, n_test)
@@ -40,7 +42,7 @@ def test_smoke_data_stage(tmp_path, raw_mirror):
         manifest = json.loads((results / "raw" / dataset / "manifest.json").read_text())
         assert {e["source"] for e in manifest.values()} == {"mirror"}
     assert not (results / "raw" / "ls").exists()  # synthetic data has no raw files
-    again = snakemake_data(tmp_path, raw_mirror, "-n")
+    again = smoke_snakemake(["-n", "data"], smoke_run["overlay"], smoke_run["env"], timeout=300)
     assert again.returncode == 0 and "Nothing to be done" in again.stdout + again.stderr
 
 

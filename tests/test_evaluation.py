@@ -1,14 +1,11 @@
 """The evaluation stage: sampling protocol, constraints, IP/IP* wiring, determinism, IG, end to end."""
 
-import os
-import subprocess
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 import torch
-import yaml
 
 from ctpaper.config import load as load_config
 from ctpaper.data.io import Dataset
@@ -410,19 +407,13 @@ def test_ig_rounds_normalisation_and_summary():
 # ---- end to end on the smoke config --------------------------------------------------------------
 
 @pytest.mark.slow
-def test_smoke_evaluate_end_to_end(tmp_path):
-    overlay = tmp_path / "paths.yaml"
-    overlay.write_text(yaml.safe_dump({"paths": {"results": str(tmp_path / "results")}}))
-    env = dict(os.environ, CTPAPER_RAW_MIRROR="/work/shared/data/raw")
-    cfg = load_config(ROOT / "config" / "config.yaml", ROOT / "config" / "smoke.yaml")
-    res = tmp_path / "results" / "eval"
-    # `evaluate` plus the IG files (EVAL_EXTRA_FILES in workflow/rules/evaluate.smk)
-    ig_files = [str(res / d / "seed2025" / "ig_summary.parquet") for d in cfg["datasets"]]
-    ig_files.append(str(res / "mnist" / "seed2025" / "ig_maps.parquet"))
-    cmd = [str(ROOT / ".venv" / "bin" / "snakemake"), "--cores", "2", "evaluate", *ig_files,
-           "--configfile", "config/config.yaml", "config/smoke.yaml", str(overlay)]
-    proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True)
-    assert proc.returncode == 0, proc.stderr[-5000:]
+def test_smoke_evaluate_end_to_end(smoke_run):
+    """The evaluation outputs of the session's smoke run (conftest.smoke_run) and a byte-identical
+    rerun of one evaluation job."""
+    from conftest import smoke_snakemake
+
+    cfg = smoke_run["config"]
+    res = smoke_run["results"] / "eval"
     for d in cfg["datasets"]:
         for fam in cfg["families"]:
             ces = pd.read_parquet(res / d / "seed2025" / fam / "ces.parquet")
@@ -448,7 +439,7 @@ def test_smoke_evaluate_end_to_end(tmp_path):
     # rerun of one evaluation job: byte-identical output
     ces_file = res / "ls" / "seed2025" / "free" / "ces.parquet"
     before = ces_file.read_bytes()
-    rerun = [*cmd[:3], str(ces_file), "--forcerun", "evaluate_ces", *cmd[-4:]]
-    proc = subprocess.run(rerun, cwd=ROOT, env=env, capture_output=True, text=True)
+    proc = smoke_snakemake([str(ces_file), "--forcerun", "evaluate_ces"], smoke_run["overlay"],
+                           smoke_run["env"], timeout=600)
     assert proc.returncode == 0, proc.stderr[-5000:]
     assert ces_file.read_bytes() == before

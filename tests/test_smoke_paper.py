@@ -1,47 +1,23 @@
 """End to end: the smoke config from raw data to the rendered paper (the suite's expensive test).
 
-Runs ``snakemake paper`` with config/config.yaml + config/smoke.yaml and an overlay that puts the
-results in a temporary directory, then checks the figures, the PDF (figure/table captions, no
+Uses the session's smoke run (``smoke_run`` in conftest.py: ``snakemake paper`` with
+config/config.yaml + config/smoke.yaml, results in a temporary directory), then checks the figures, the PDF (figure/table captions, no
 unresolved references) and the self-contained HTML, and that a figure target reruns only its chain.
 """
 
 from __future__ import annotations
 
-import os
 import re
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
-import yaml
 
-from ctpaper import config as cfgmod
 from ctpaper.paper.render import html_text, pdf_text
 
-REPO = Path(__file__).resolve().parents[1]
-SNAKEMAKE = str(Path(sys.executable).parent / "snakemake")
-TIMEOUT = 1800
+from conftest import smoke_snakemake as _smoke_snakemake
 
 
-def _snakemake(args: list[str], results: Path, overlay: Path, env: dict, timeout=TIMEOUT):
-    cmd = [SNAKEMAKE, *args, "--cores", "2", "--configfile", "config/config.yaml",
-           "config/smoke.yaml", str(overlay)]
-    return subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=timeout)
-
-
-@pytest.fixture(scope="module")
-def smoke_run(tmp_path_factory, raw_mirror):
-    root = tmp_path_factory.mktemp("smoke")
-    results = root / "results"
-    overlay = root / "overlay.yaml"
-    overlay.write_text(yaml.safe_dump({"paths": {"results": str(results)}}))
-    env = {**os.environ, "CTPAPER_RAW_MIRROR": str(raw_mirror), "OMP_NUM_THREADS": "1"}
-    out = _snakemake(["paper"], results, overlay, env)
-    if out.returncode != 0:
-        pytest.fail(f"snakemake paper failed ({out.returncode}):\n{out.stderr[-6000:]}")
-    config = cfgmod.load(REPO / "config" / "config.yaml", REPO / "config" / "smoke.yaml", overlay)
-    return {"results": results, "overlay": overlay, "env": env, "config": config}
+def _snakemake(args, results, overlay, env, timeout=1800):
+    return _smoke_snakemake(args, overlay, env, timeout)
 
 
 def _figure_names(config):

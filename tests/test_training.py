@@ -9,7 +9,6 @@ import torch
 
 from ctpaper import config as C
 from ctpaper.data.io import Dataset
-from ctpaper.data.io import MUTABILITY_CODES as MUT
 from ctpaper.models import build_model
 from ctpaper.search import SearchConfig
 from ctpaper.training import (LOG_COLUMNS, CEData, ClassSampler, batch_loss, chunk_sizes,

@@ -87,3 +87,10 @@ EVAL_FILES = (
 TABLE_FILES = [f for n in TABLE_NAMES for f in table_files(n)]
 FIGURE_FILES = [f for n in FIGURE_NAMES for f in figure_files(n)]
 PAPER_FILES = [f"{R}/paper/paper.html", f"{R}/paper/paper.pdf"]
+
+
+def code(*modules):
+    """The library modules (paths under src/ctpaper/) a rule runs. They are inputs, so editing a
+    figure's or a stage's module reruns that rule and what depends on it (shared infrastructure such
+    as config.py and runtime.py is left out on purpose)."""
+    return [os.path.join(workflow.basedir, "src", "ctpaper", m) for m in modules]

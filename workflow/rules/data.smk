@@ -34,6 +34,8 @@ rule fetch_raw:
 rule prepare_data:
     input:
         unpack(prepare_data_input),
+        code=code("data/prepare.py", "data/synthetic.py", "data/tabular.py", "data/mnist.py",
+                  "data/splits.py", "data/registry.py"),
     output:
         train=DATA["train.parquet"],
         test=DATA["test.parquet"],

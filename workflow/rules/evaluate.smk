@@ -19,7 +19,7 @@ EVAL_EXTRA_FILES = [IG_SUMMARY.format(dataset=d, seed=s) for d in DATASETS for s
 DATA_IN = {"train": DATA["train.parquet"], "test": DATA["test.parquet"], "meta": DATA["meta.json"]}
 
 
-MODEL_FILE = f"{MODEL_DIR}/model.pt"
+MODEL_FILE = MODEL_PT
 
 
 def _model_file(model):
@@ -34,6 +34,7 @@ def _mem_mb(small, mnist):
 
 rule evaluate_ces:
     input:
+        code=code("search.py", "evaluation/protocol.py", "evaluation/metrics.py"),
         **DATA_IN,
         ct=_model_file("ct_{family}"),
         bl=_model_file("bl"),
@@ -54,6 +55,7 @@ rule evaluate_ces:
 
 rule robustness:
     input:
+        code=code("evaluation/robustness.py"),
         **DATA_IN,
         bl=_model_file("bl"),
         ct=_model_file("ct_free"),
@@ -73,6 +75,7 @@ rule robustness:
 
 rule performance:
     input:
+        code=code("evaluation/performance.py"),
         **DATA_IN,
         bl=_model_file("bl"),
         ct_free=_model_file("ct_free"),
@@ -95,6 +98,7 @@ if "mnist" in DATASETS:
 
     rule integrated_gradients:
         input:
+            code=code("evaluation/attributions.py"),
             **{k: v.replace("{dataset}", "mnist") for k, v in DATA_IN.items()},
             bl=_model_file("bl").replace("{dataset}", "mnist"),
             ct=_model_file("ct_protected").replace("{dataset}", "mnist"),
@@ -120,6 +124,7 @@ def _ig_summary_maps(wildcards):
 rule ig_summary:
     input:
         unpack(_ig_summary_maps),
+        code=code("evaluation/attributions.py"),
         **DATA_IN,
         bl=_model_file("bl"),
         ct=_model_file("ct_protected"),

@@ -32,7 +32,7 @@ PAPER_VALUES = f"{R}/paper/values.json"
 
 
 def _fig_model(dataset, model, seed=FIG_SEED):
-    return MODEL_DIR.format(dataset=dataset, seed=seed, model=model) + "/model.pt"
+    return MODEL_PT.format(dataset=dataset, seed=seed, model=model)
 
 
 def _all(pattern, **fixed):
@@ -48,7 +48,7 @@ def _all(pattern, **fixed):
 
 
 CT_LOGS = [
-    MODEL_DIR.format(dataset=d, seed=s, model=m) + "/log.parquet"
+    MODEL_LOG.format(dataset=d, seed=s, model=m)
     for d in DATASETS
     for s in SEEDS
     for m in MODELS
@@ -64,7 +64,8 @@ MNIST_DATA = {k.split(".")[0]: DATA[k].format(dataset="mnist")
 
 rule table_scores:
     input:
-        _all(CES),
+        scores=_all(CES),
+        code=code("tables.py"),
     output:
         csv=f"{R}/tables/{{name}}.csv",
         md=f"{R}/tables/{{name}}.md",
@@ -86,7 +87,8 @@ rule table_scores:
 
 rule table_settings:
     input:
-        [DATA["meta.json"].format(dataset=d) for d in DATASETS],
+        meta=[DATA["meta.json"].format(dataset=d) for d in DATASETS],
+        code=code("tables.py"),
     output:
         csv=f"{R}/tables/{{name}}.csv",
         md=f"{R}/tables/{{name}}.md",
@@ -108,7 +110,8 @@ rule table_settings:
 
 rule table_performance:
     input:
-        _all(PERFORMANCE),
+        scores=_all(PERFORMANCE),
+        code=code("tables.py"),
     output:
         csv=f"{R}/tables/{{name}}.csv",
         md=f"{R}/tables/{{name}}.md",
@@ -130,6 +133,8 @@ rule table_performance:
 
 
 rule figure_fig1:
+    input:
+        code=code("figures/fig1.py", "figures/style.py", "search.py", "models.py"),
     output:
         png=f"{R}/figures/fig1.png",
         pdf=f"{R}/figures/fig1.pdf",
@@ -152,6 +157,7 @@ if HAS_MNIST:
 
     rule figure_fig2:
         input:
+            code=code("figures/fig2.py", "figures/style.py", "search.py"),
             **MNIST_DATA,
             bl=_fig_model("mnist", "bl"),
             ct=_fig_model("mnist", "ct_protected"),
@@ -175,6 +181,7 @@ if HAS_MNIST:
 
     rule figure_fig45:
         input:
+            code=code("figures/fig45.py", "figures/style.py", "search.py"),
             **MNIST_DATA,
             model=lambda wc: _fig_model("mnist", "ct_free" if wc.name == "fig4" else "bl"),
         output:
@@ -199,7 +206,8 @@ if HAS_MNIST:
 
 rule figure_fig3:
     input:
-        _all(ROBUSTNESS),
+        scores=_all(ROBUSTNESS),
+        code=code("figures/fig3.py", "figures/style.py"),
     output:
         png=f"{R}/figures/fig3.png",
         pdf=f"{R}/figures/fig3.pdf",
@@ -217,7 +225,8 @@ rule figure_fig3:
 
 rule figure_maturity:
     input:
-        CT_LOGS,
+        logs=CT_LOGS,
+        code=code("figures/maturity.py", "figures/style.py"),
     output:
         png=f"{R}/figures/maturity.png",
         pdf=f"{R}/figures/maturity.pdf",
@@ -243,6 +252,7 @@ FIG_STATS_FILES = {
 
 rule provenance:
     input:
+        code=code("paper/provenance.py"),
         # everything the paper reports, so that the benchmarks of all upstream jobs exist
         tables=[f for n in TABLE_NAMES for f in table_files(n)],
         figures=[f for n in PAPER_FIGURES for f in figure_files(n)],
@@ -263,11 +273,14 @@ rule provenance:
 
 rule paper_values:
     input:
+        code=code("paper/values.py"),
         **FIG_STATS_FILES,
         table1=f"{R}/tables/table1.csv",
         table2=f"{R}/tables/table2.csv",
         performance=f"{R}/tables/performance.csv",
         robustness=_all(ROBUSTNESS),
+        # the free family's counterfactuals: shares of valid and mature CEs per dataset and model
+        ces=[p for p in _all(CES) if os.path.basename(os.path.dirname(p)) == "free"],
         logs=CT_LOGS,
         ig=IG_SUMMARIES,
         provenance=PROVENANCE,
@@ -289,15 +302,16 @@ rule paper_values:
 
 rule render_paper:
     input:
+        code=code("paper/render.py"),
         values=PAPER_VALUES,
         tables=[f"{R}/tables/{n}.md" for n in TABLE_NAMES],
         figures=[f for n in PAPER_FIGURES for f in figure_files(n)],
         sources=PAPER_SOURCES,
+        qmd=os.path.join(PAPER_DIR, "paper.qmd"),
     output:
         html=PAPER_FILES[0],
         pdf=PAPER_FILES[1],
     params:
-        paper_dir=PAPER_DIR,
         build_dir=f"{R}/paper/build",
         figure_names=PAPER_FIGURES,
         table_names=TABLE_NAMES,

@@ -37,9 +37,10 @@ def _train_inputs(wildcards):
 rule train_model:
     input:
         unpack(_train_inputs),
+        code=code("models.py", "search.py", "training.py"),
     output:
-        model=f"{MODEL_DIR}/model.pt",
-        log=f"{MODEL_DIR}/log.parquet",
+        model=MODEL_PT,
+        log=MODEL_LOG,
     params:
         settings=lambda wc: relevant_settings(config, wc.dataset, wc.model),
     log:
@@ -56,6 +57,7 @@ rule train_model:
 
 rule train_vae:
     input:
+        code=code("vae.py"),
         **TRAIN_DATA,
     output:
         VAE,

@@ -5,4 +5,4 @@ from ctpaper.runtime import rule_context
 
 with rule_context(snakemake) as log:  # noqa: F821 - injected by Snakemake's script directive
     smk = snakemake  # noqa: F821
-    fig3.make(list(smk.input), smk.output.png, smk.output.pdf)
+    fig3.make(list(smk.input.scores), smk.output.png, smk.output.pdf)

@@ -5,4 +5,4 @@ from ctpaper.runtime import rule_context
 
 with rule_context(snakemake) as log:  # noqa: F821 - injected by Snakemake's script directive
     smk = snakemake  # noqa: F821
-    maturity.make(list(smk.input), smk.output.png, smk.output.pdf)
+    maturity.make(list(smk.input.logs), smk.output.png, smk.output.pdf)

@@ -14,6 +14,7 @@ with rule_context(snakemake) as log:  # noqa: F821 - injected by Snakemake's scr
     missing = [f for fs in figures.values() for f in fs if not Path(f).is_file()]
     if missing:
         raise FileNotFoundError(f"figures missing: {missing}")
-    summary = render(p.paper_dir, p.build_dir, smk.input.values, tables, figures, smk.output.html,
+    paper_dir = str(Path(smk.input.qmd).parent)
+    summary = render(paper_dir, p.build_dir, smk.input.values, tables, figures, smk.output.html,
                      smk.output.pdf)
     log.info("paper: %s", summary)
