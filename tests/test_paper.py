@@ -212,6 +212,68 @@ def test_robustness_values():
     assert v["eps_min"] == "0.05" and v["eps_max"] == "0.1" and v["clean_gap_pp"] == "0.0"
 
 
+def _ces_groups(spec):
+    """ces rows from {(dataset, model): {(lambda_egy, run): (n, n_valid, n_mature)}}."""
+    rows = []
+    for (d, model), groups in spec.items():
+        for (lam, run), (n, n_valid, n_mature) in groups.items():
+            rows += [{"dataset": d, "seed": 1, "model": model, "lambda_egy": lam, "run": run,
+                      "valid": i < n_valid, "mature": i < n_mature} for i in range(n)]
+    return pd.DataFrame(rows)
+
+
+def _same(n, n_valid, n_mature):
+    return {(lam, run): (n, n_valid, n_mature) for lam in (0.5, 5.0) for run in (0, 1)}
+
+
+def test_validity_values_shares_lists_and_sentences():
+    spec = {
+        ("ls", "CT"): _same(10, 10, 10), ("ls", "BL"): _same(10, 10, 5),
+        ("ol", "CT"): _same(10, 8, 0), ("ol", "BL"): _same(100, 90, 3),
+        # unequal groups: shares are averaged over (lambda_egy, run) groups, not pooled
+        ("credit", "CT"): {(0.5, 0): (50, 40, 1), (0.5, 1): (50, 40, 1),
+                           (5.0, 0): (10, 5, 0), (5.0, 1): (10, 5, 0)},
+        ("credit", "BL"): _same(10, 10, 10),
+    }
+    v = values.validity_values(_ces_groups(spec), tau=0.95, T=50)
+    nb, sl = "\u00a0", "\u2060/\u2060"    # no line break inside 'LS 100/100'
+    assert v["valid_text"] == f"LS{nb}100{sl}100, OL{nb}80{sl}90 and Cred{nb}65{sl}100"   # pooled: 75
+    assert v["mature_text"] == f"LS{nb}100{sl}50, OL{nb}0{sl}3 and Cred{nb}1{sl}100"
+    assert (v["valid_ct_avg"], v["valid_bl_avg"], v["mature_ct_avg"], v["mature_bl_avg"]) == \
+        ("82", "97", "34", "51")
+    assert (v["n_ct_low"], v["ct_low_list"], v["n_bl_low"], v["bl_low_list"]) == (2, "OL and Cred", 1, "OL")
+    assert v["low_text"] == ("On OL and Cred, fewer than 5% of CT's counterfactuals are mature (none at "
+                             "all on OL); on OL, fewer than 5% of BL's counterfactuals are mature.")
+    # immature share of the valid CEs: CT OL 100%, CT Cred 88/90, BL OL 348/360 -> at least 96%
+    assert v["consequence_text"].startswith(
+        "In these cases, at least 96% of the valid counterfactuals over which the scores are averaged "
+        "stopped at the budget of 50 steps with a target probability below 0.95. This is consistent "
+        "with")
+    assert v["consequence_text"].endswith("valid counterfactuals for 65–90% of the factuals in these cases.")
+
+    # only CT rarely mature, and only with exact zeros
+    ct_only = values.validity_values(_ces_groups({
+        ("ls", "CT"): _same(10, 10, 10), ("ls", "BL"): _same(10, 10, 10),
+        ("ol", "CT"): _same(10, 7, 0), ("ol", "BL"): _same(10, 9, 1)}), tau=0.95, T=50)
+    assert ct_only["low_text"] == ("On OL, none of CT's counterfactuals is mature, whereas at least 5% "
+                                   "of BL's counterfactuals are mature on every dataset.")
+    assert ct_only["consequence_text"].startswith("In this case, all of the valid")
+    assert ct_only["consequence_text"].endswith("for 70% of the factuals in this case.")
+
+    # nothing below 5%: the sentence adapts and no consequence is stated
+    none = values.validity_values(_ces_groups({
+        ("ls", "CT"): _same(20, 20, 1), ("ls", "BL"): _same(10, 10, 10)}), tau=0.95, T=50)
+    assert none["low_text"].startswith("On every dataset, at least 5% of the counterfactuals of both "
+                                       "CT and BL are mature")
+    assert none["consequence_text"] == "" and none["ct_low_list"] == "none"
+    assert none["mature_text"] == "LS\u00a05\u2060/\u2060100"
+
+
+def test_pct_ends_are_exact():
+    assert [values.pct(x) for x in (0.0, 0.004, 0.006, 0.5, 0.994, 0.996, 1.0)] == \
+        ["0", "<1", "1", "50", "99", ">99", "100"]
+
+
 def test_repro_notes_cover_section_10_1_and_follow_config(base_config):
     metas = {"ls": {"n_test": 900, "n_pool": 3600}, "credit": {"n_test": 2654, "n_pool": 10618}}
     notes = values.repro_notes(base_config, metas)
@@ -244,9 +306,10 @@ def _synthetic_results(root: Path, config: dict, datasets: list[str]) -> dict:
                 for lam in (0.5, 5.0):
                     for model, scale in (("CT", 0.7), ("BL", 1.0)):
                         v = scale * (1 + 0.1 * rng.standard_normal(6)) + 0.01 * run
+                        mature = not (d == "credit" and model == "CT")   # CT never mature on Cred
                         rows += [{"dataset": d, "family": fam, "seed": 2025, "model": model,
-                                  "lambda_egy": lam, "run": run, "valid": True, "ip": x,
-                                  "ip_star": x / 100, "cost": 2 * x} for x in v]
+                                  "lambda_egy": lam, "run": run, "valid": True, "mature": mature,
+                                  "ip": x, "ip_star": x / 100, "cost": 2 * x} for x in v]
             p = root / "eval" / d / "seed2025" / fam / "ces.parquet"
             p.parent.mkdir(parents=True, exist_ok=True)
             pd.DataFrame(rows).to_parquet(p)
@@ -305,7 +368,8 @@ def _synthetic_results(root: Path, config: dict, datasets: list[str]) -> dict:
     values.write(config, root / "paper" / "values.json", table1_csv=T / "table1.csv",
                  performance_csv=T / "performance.csv", table2_csv=T / "table2.csv",
                  robustness_paths=[rob_p], log_paths=logs, ig_summary_paths=ig,
-                 provenance_json=root / "paper" / "provenance.json", **stats)
+                 provenance_json=root / "paper" / "provenance.json",
+                 ces_paths=[p for p in ces_paths if "/free/" in p], **stats)
     return {"tables": {n: T / f"{n}.md" for n in ("table1", "table2", "table3", "performance")},
             "figures": figs}
 
@@ -330,6 +394,13 @@ def test_full_paper_renders_from_synthetic_outputs(tmp_path, base_config, datase
     assert "CT is better than the baseline on " + str(len(datasets)) + " of " in " ".join(text.split())
     assert ("MNIST is not part of this run" in text) != mnist
     assert "does not support" in text or "supports" in text
+    flat = " ".join(text.split()).replace("\u2019", "'")
+    if "credit" in datasets:
+        assert ("On Cred, none of CT's counterfactuals is mature, whereas at least 5% of BL's "
+                "counterfactuals are mature on every dataset." in flat)
+        assert "In this case, all of the valid counterfactuals" in flat
+    else:
+        assert "On every dataset, at least 5% of the counterfactuals of both CT and BL" in flat
     ptxt = render.pdf_text(pdf)
     if ptxt is not None:
         n_fig = 6 if mnist else 3

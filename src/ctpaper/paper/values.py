@@ -3,8 +3,9 @@
 ``compute`` returns ``{"vars": {...}, "blocks": {...}}``:
 
 * ``vars`` (nested; referenced in ``paper/paper.qmd`` as ``{{< var group.key >}}``): counts, averages
-  and verdicts derived from Table 1, the performance table, the robustness files, the training logs,
-  the IG summary and the provenance record. Nothing in the paper's text that depends on results is
+  and verdicts derived from Table 1, the performance table, the robustness files, the ``free``
+  family's counterfactuals (validity and maturity), the training logs, the IG summary and the
+  provenance record. Nothing in the paper's text that depends on results is
   written by hand: every such number or verdict is one of these values.
 * ``blocks`` (written to ``generated/<name>.md`` and included by the paper): the reproduction notes
   (method 10.1, each item with the setting of this run read from the config), the provenance and
@@ -24,7 +25,6 @@ import math
 from pathlib import Path
 from typing import Iterable
 
-import numpy as np
 import pandas as pd
 
 from ctpaper.config import LABELS, TABLE_ORDER, dataset_kind
@@ -185,6 +185,112 @@ def maturity_values(logs: pd.DataFrame) -> dict:
     out["low_list"] = join_words(sorted({LABELS[d] for d in low["dataset"]},
                                         key=lambda s: [LABELS[d] for d in TABLE_ORDER].index(s)))
     return out
+
+
+LOW_MATURE = 0.05   # a model's counterfactuals on a dataset count as "rarely mature" below this share
+CES_COLUMNS = ["dataset", "seed", "model", "lambda_egy", "run", "valid", "mature"]
+
+
+def pct(x: float) -> str:
+    """A share as a whole percentage; '0' and '100' only when exact, else '<1' / '>99' at the ends."""
+    if x is None or math.isnan(x):
+        return "n/a"
+    if x <= 0:
+        return "0"
+    if x >= 1:
+        return "100"
+    v = 100 * x
+    return "<1" if v < 0.5 else ">99" if v >= 99.5 else f"{v:.0f}"
+
+
+def _low_clause(who: str, shares: dict[str, float]) -> str:
+    """'on A and B, none of CT's counterfactuals is mature' and variants (shares below LOW_MATURE)."""
+    labels = list(shares)
+    zero = [lab for lab, s in shares.items() if s <= 0]
+    if zero == labels:
+        return f"on {join_words(labels)}, none of {who}'s counterfactuals is mature"
+    text = (f"on {join_words(labels)}, fewer than {100 * LOW_MATURE:g}% of {who}'s counterfactuals "
+            "are mature")
+    return text + (f" (none at all on {join_words(zero)})" if zero else "")
+
+
+def _cap(text: str) -> str:
+    return text[:1].upper() + text[1:]
+
+
+def validity_values(ces: pd.DataFrame, tau: float, T: int) -> dict:
+    """Shares of valid and of mature test-time counterfactuals per dataset and model (CT, BL).
+
+    ``ces``: rows of the ``free`` family's ces.parquet files (columns ``CES_COLUMNS``; ``seed`` is
+    optional). A share is computed per (seed, lambda_egy, run) and then averaged, i.e. averaged over
+    the energy weights and runs. Datasets on which a model's mature share is below ``LOW_MATURE`` are
+    listed, and two sentences adapt to them: which model is rarely mature where, and what that means
+    for the scores (which average over valid counterfactuals, mature or not)."""
+    keys = [k for k in ("dataset", "model", "seed", "lambda_egy", "run") if k in ces.columns]
+    per_run = ces.assign(valid=ces["valid"].astype(float), mature=ces["mature"].astype(float)) \
+        .groupby(keys)[["valid", "mature"]].mean()
+    share = per_run.groupby(["dataset", "model"]).mean()
+    order = [d for d in TABLE_ORDER if d in set(share.index.get_level_values("dataset"))]
+
+    def get(d, m, col):
+        return float(share.loc[(d, m), col]) if (d, m) in share.index else math.nan
+
+    def per_dataset(col):   # 'LS 100/100, ...' with no line break inside a pair (NBSP, word joiners)
+        return join_words([f"{LABELS[d]}\u00a0{pct(get(d, 'CT', col))}\u2060/\u2060"
+                           f"{pct(get(d, 'BL', col))}" for d in order])
+
+    low = {m: {LABELS[d]: get(d, m, "mature") for d in order if get(d, m, "mature") < LOW_MATURE}
+           for m in ("CT", "BL")}
+    pairs = [(d, m) for m in ("CT", "BL") for d in order if get(d, m, "mature") < LOW_MATURE]
+    if low["CT"] and low["BL"]:
+        low_text = _cap(_low_clause("CT", low["CT"])) + "; " + _low_clause("BL", low["BL"]) + "."
+    elif low["CT"] or low["BL"]:
+        who, other = ("CT", "BL") if low["CT"] else ("BL", "CT")
+        low_text = (_cap(_low_clause(who, low[who])) + f", whereas at least {100 * LOW_MATURE:g}% of "
+                    f"{other}'s counterfactuals are mature on every dataset.")
+    else:
+        low_text = (f"On every dataset, at least {100 * LOW_MATURE:g}% of the counterfactuals of both "
+                    "CT and BL are mature, so the step budget does not keep either model's "
+                    "counterfactuals from reaching the threshold altogether.")
+    if pairs:
+        # share of the valid counterfactuals that are immature (stopped at the budget), per pair
+        sub = ces[ces["valid"].astype(bool)]
+        immature = 1 - sub.groupby(["dataset", "model"])["mature"].mean()
+        imm = [float(immature.get((d, m), math.nan)) for d, m in pairs]
+        imm = [v for v in imm if not math.isnan(v)]
+        imm_min = min(imm) if imm else math.nan
+        imm_text = ("all" if imm_min >= 1 else
+                    f"at least {math.floor(100 * imm_min)}%" if not math.isnan(imm_min) else "n/a")
+        vals = [get(d, m, "valid") for d, m in pairs]
+        lo, hi = pct(min(vals)), pct(max(vals))
+        valid_range = f"{lo}%" if lo == hi else f"{lo}–{hi}%"
+        cases = "this case" if len(pairs) == 1 else "these cases"
+        consequence = (
+            f"In {cases}, {imm_text} of the valid counterfactuals over which the scores are "
+            f"averaged stopped at the budget of {T} steps with a target probability below {tau:g}. "
+            f"This is consistent with flatter logits (smaller margins) of the models concerned, for "
+            f"which the plain gradient search would need more than {T} steps to reach {tau:g}: low "
+            f"maturity would then reflect the test-time budget rather than a failure of the search, "
+            f"which still produces valid counterfactuals for {valid_range} of the factuals in "
+            f"{cases}.")
+    else:
+        consequence = ""
+    avg = share.groupby("model").mean()
+
+    def mean_of(m, col):
+        return pct(float(avg.loc[m, col])) if m in avg.index else "n/a"
+
+    return {
+        "valid_text": per_dataset("valid"),
+        "mature_text": per_dataset("mature"),
+        "valid_ct_avg": mean_of("CT", "valid"), "valid_bl_avg": mean_of("BL", "valid"),
+        "mature_ct_avg": mean_of("CT", "mature"), "mature_bl_avg": mean_of("BL", "mature"),
+        "low_pct": f"{100 * LOW_MATURE:g}",
+        "n_ct_low": len(low["CT"]), "n_bl_low": len(low["BL"]),
+        "ct_low_list": join_words(list(low["CT"])), "bl_low_list": join_words(list(low["BL"])),
+        "low_text": low_text,
+        "consequence_text": consequence,
+    }
 
 
 def ig_values(ig: pd.DataFrame) -> dict:
@@ -353,9 +459,16 @@ def fig1_values(stats: dict) -> dict:
     return out
 
 
+def _read_ces(paths) -> pd.DataFrame:
+    """The columns of ces.parquet that ``validity_values`` needs (cheap: no metric columns)."""
+    frames = [pd.read_parquet(p, columns=CES_COLUMNS) for p in paths]
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=CES_COLUMNS)
+
+
 def compute(config: dict, table1_csv, performance_csv, table2_csv, robustness_paths, log_paths,
-            ig_summary_paths, provenance_json, fig1_stats_json, fig2_stats_json=None,
+            ig_summary_paths, provenance_json, fig1_stats_json, ces_paths, fig2_stats_json=None,
             fig4_stats_json=None, fig5_stats_json=None) -> dict:
+    """``ces_paths``: the ``free`` family's ces.parquet files (validity and maturity values)."""
     from ctpaper.figures.maturity import load as load_logs
 
     t1 = pd.read_csv(table1_csv)
@@ -407,6 +520,7 @@ def compute(config: dict, table1_csv, performance_csv, table2_csv, robustness_pa
             pd.DataFrame(columns=["dataset", "model", "eps", "accuracy"])),
         "perf": performance_values(pt),
         "maturity": maturity_values(logs),
+        "validity": validity_values(_read_ces(ces_paths), e["tau"], e["T"]),
         "fig1": {k: _setting(v) for k, v in config["figures"]["fig1"].items()},
         "fig1s": fig1_values(json.loads(Path(fig1_stats_json).read_text())),
         "fig2": {k: _setting(v) for k, v in config["figures"]["fig2"].items()},
