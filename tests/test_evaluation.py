@@ -207,7 +207,7 @@ def test_ip_star_groups(toy):
                      generator=protocol.torch_generator(s.seed_global, "ls", "free", 2025,
                                                         "search", m, li))
         for (r, tc), g in sub.groupby(["run", "target"]):
-            rows = g.index.to_numpy()
+            rows = g.index.to_numpy().copy()  # pandas hands out a read-only view
             if len(rows) > n_s:
                 rows = protocol.numpy_rng(s.seed_global, "ls", "free", 2025, "mmd_ce", m, li, r,
                                           tc).choice(rows, size=n_s, replace=False)
