@@ -96,7 +96,20 @@ def smoke_snakemake(args: list[str], overlay: Path, env: dict, timeout: int = SM
 
 
 @pytest.fixture(scope="session")
-def smoke_run(tmp_path_factory, raw_mirror):
+def pdftotext():
+    """poppler's pdftotext, installed with apt when missing (root on Debian), so that the render
+    step and the tests check the PDF's text; None where it cannot be had."""
+    import shutil
+
+    if shutil.which("pdftotext") is None:
+        from slurm.smk import apt_install
+
+        apt_install("poppler-utils")
+    return shutil.which("pdftotext")
+
+
+@pytest.fixture(scope="session")
+def smoke_run(tmp_path_factory, raw_mirror, pdftotext):
     """The whole DAG (target ``paper``) on the smoke config, from raw data, into a temporary results
     directory. Shared by the end-to-end tests of every stage (data, evaluation, report)."""
     import yaml

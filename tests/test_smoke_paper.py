@@ -49,7 +49,8 @@ def test_smoke_pdf_has_every_figure_and_table(smoke_run):
     assert len(re.findall(r"^<tbl-[\w-]+>$", typ, flags=re.M)) == n_tbl
     text = pdf_text(R / "paper" / "paper.pdf")
     if text is None:
-        pytest.skip("pdftotext (Debian poppler-utils) not installed: PDF text not checked")
+        pytest.skip("pdftotext (Debian poppler-utils) is missing and could not be installed "
+                    "(needs root and apt): PDF text not checked")
     figs = sorted({int(n) for n in re.findall(r"Figure (\d+):", text)})
     tbls = sorted({int(n) for n in re.findall(r"Table (\d+):", text)})
     assert figs == list(range(1, n_fig + 1))
