@@ -10,17 +10,28 @@ import pytest
 import torch
 
 from ctpaper import config as cfg
+from ctpaper.data.raw import MIRROR_ENV
 
 torch.set_num_threads(1)
 
 REPO = Path(__file__).resolve().parents[1]
-MIRROR_ENV = "CTPAPER_RAW_MIRROR"
 
 
 def mirror_path() -> Path:
     """$CTPAPER_RAW_MIRROR, else ``shared/data/raw`` beside the repository root."""
     env = os.environ.get(MIRROR_ENV)
     return Path(env).resolve() if env else (REPO.parent / "shared" / "data" / "raw").resolve()
+
+
+def linear_model(w, b):
+    """ctpaper's ``linear`` classifier with weights ``w`` (K x D) and biases ``b`` (K)."""
+    from ctpaper.models import build_model
+
+    m = build_model("linear", len(w[0]), len(w), seed=0)
+    with torch.no_grad():
+        m.fc.weight.copy_(torch.tensor(w))
+        m.fc.bias.copy_(torch.tensor(b))
+    return m
 
 
 @pytest.fixture(scope="session")

@@ -13,6 +13,8 @@ from ctpaper.search import (SearchConfig, apply_mutability, ecco_schedule, energ
                             search_loss)
 from ctpaper.vae import train_vae
 
+from conftest import linear_model as _linear_model
+
 torch.set_num_threads(1)
 
 W = [[1.0, -1.0], [0.5, 2.0]]
@@ -20,11 +22,7 @@ B = [0.1, -0.2]
 
 
 def linear_model(w=W, b=B):
-    m = build_model("linear", len(w[0]), len(w), seed=0)
-    with torch.no_grad():
-        m.fc.weight.copy_(torch.tensor(w))
-        m.fc.bias.copy_(torch.tensor(b))
-    return m
+    return _linear_model(w, b)
 
 
 def small_mlp(d=6, k=3, seed=0):

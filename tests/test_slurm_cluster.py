@@ -22,14 +22,14 @@ from pathlib import Path
 
 import pytest
 
+from ctpaper.data.raw import MIRROR_ENV
+
 sys.path.insert(0, str(Path(__file__).resolve().parent / "slurm"))
 import smk  # noqa: E402  (tests/slurm/smk.py)
 from smk import CLUSTER_SH, CONFIG, SLURM_PROFILE, SMOKE, TEST_PROFILE  # noqa: E402
 
 pytestmark = pytest.mark.slurm
 
-# a verified copy of the raw data (the project's machines have one; see the Makefile)
-RAW_MIRROR = Path(os.environ.get("CTPAPER_RAW_MIRROR") or "/work/shared/data/raw")
 # Held by the session that uses the cluster; tests/slurm/cluster.sh stop refuses to stop it meanwhile.
 LOCK = Path(os.environ.get("CTPAPER_SLURM_LOCK", "/run/lock/ctpaper-slurm-tests.lock"))
 DATASETS = ["ls", "adult"]  # one generated dataset, one that needs fetch_raw: two DAG levels
@@ -90,13 +90,6 @@ def _running_cluster():
         assert stop.returncode == 0, stop.stderr
 
 
-@pytest.fixture(scope="module")
-def mirror():
-    if not (RAW_MIRROR / "adult" / "adult.data").is_file():
-        pytest.skip(f"the raw-data mirror {RAW_MIRROR} is not on this machine")
-    return RAW_MIRROR
-
-
 def _overlay(wd: Path, **paths) -> Path:
     # relative paths: the SLURM run and the local run see the same config (same config hashes)
     return smk.write_overlay(wd / "overlay.yaml", {
@@ -115,8 +108,8 @@ def _first_log_lines(results: Path) -> dict[str, str]:
     return {str(p.relative_to(results)): (p.read_text().splitlines() or [""])[0] for p in logs}
 
 
-def test_data_stage_on_slurm_matches_local_run(slurm_cluster, mirror, tmp_path):
-    env = {"CTPAPER_RAW_MIRROR": str(mirror)}
+def test_data_stage_on_slurm_matches_local_run(slurm_cluster, raw_mirror, tmp_path):
+    env = {MIRROR_ENV: str(raw_mirror)}
     on_slurm, local = tmp_path / "slurm", tmp_path / "local"
     files_slurm = [CONFIG, SMOKE, _overlay(on_slurm)]
     files_local = [CONFIG, SMOKE, _overlay(local)]
@@ -158,10 +151,10 @@ def test_data_stage_on_slurm_matches_local_run(slurm_cluster, mirror, tmp_path):
     assert not mismatch and not errors, f"outputs differ between SLURM and local runs: {mismatch + errors}"
 
 
-def test_failing_job_is_reported_and_leaves_no_output(slurm_cluster, mirror, tmp_path):
+def test_failing_job_is_reported_and_leaves_no_output(slurm_cluster, raw_mirror, tmp_path):
     """A corrupted raw file: fetch_raw fails on SLURM, Snakemake exits non-zero, nothing is left."""
     bad_mirror = tmp_path / "mirror"
-    shutil.copytree(mirror / "adult", bad_mirror / "adult")
+    shutil.copytree(raw_mirror / "adult", bad_mirror / "adult")
     target = bad_mirror / "adult" / "adult.data"
     data = bytearray(target.read_bytes())
     data[len(data) // 2] ^= 0x01
@@ -171,7 +164,7 @@ def test_failing_job_is_reported_and_leaves_no_output(slurm_cluster, mirror, tmp
     overlay = smk.write_overlay(wd / "overlay.yaml", {
         "datasets": ["adult"], "paths": {"results": "results", "raw_dir": "raw", "download": False}})
     proc = smk.run(["data", "--profile", SLURM_PROFILE, "--profile", TEST_PROFILE], wd,
-                   [CONFIG, SMOKE, overlay], timeout=300, env={"CTPAPER_RAW_MIRROR": str(bad_mirror)})
+                   [CONFIG, SMOKE, overlay], timeout=300, env={MIRROR_ENV: str(bad_mirror)})
     assert proc.returncode != 0, proc.output[-4000:]
     assert "Error in rule fetch_raw" in proc.output, proc.output[-4000:]
     results = wd / "results"

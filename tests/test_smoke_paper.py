@@ -13,12 +13,7 @@ import pytest
 
 from ctpaper.paper.render import html_text, pdf_text
 
-from conftest import smoke_snakemake as _smoke_snakemake
-
-
-def _snakemake(args, results, overlay, env, timeout=1800):
-    return _smoke_snakemake(args, overlay, env, timeout)
-
+from conftest import smoke_snakemake
 
 def _figure_names(config):
     return ["fig1", "fig3", "maturity"] + (["fig2", "fig4", "fig5"] if "mnist" in config["datasets"]
@@ -73,7 +68,7 @@ def test_smoke_html_is_self_contained(smoke_run):
 def test_smoke_figure_target_reruns_only_its_chain(smoke_run):
     R = smoke_run["results"]
     (R / "figures" / "fig3.png").unlink()
-    out = _snakemake(["-n", "fig3"], R, smoke_run["overlay"], smoke_run["env"], timeout=300)
+    out = smoke_snakemake(["-n", "fig3"], smoke_run["overlay"], smoke_run["env"], timeout=300)
     assert out.returncode == 0, out.stderr[-3000:]
     jobs = re.findall(r"^(?:local)?rule (\w+):", out.stdout + out.stderr, flags=re.M)
     assert set(jobs) == {"figure_fig3", "fig3"}, jobs

@@ -14,6 +14,8 @@ from ctpaper.search import SearchConfig
 from ctpaper.training import (LOG_COLUMNS, CEData, ClassSampler, batch_loss, chunk_sizes,
                               generate_ces, search_config, train)
 
+from conftest import linear_model
+
 torch.set_num_threads(1)
 
 BASE = C.load()
@@ -43,14 +45,6 @@ def settings(**over):
     s.update(n_epochs=3, batch_size=30, nce=60)
     s.update(over)
     return s
-
-
-def linear_model(w, b):
-    m = build_model("linear", len(w[0]), len(w), seed=0)
-    with torch.no_grad():
-        m.fc.weight.copy_(torch.tensor(w))
-        m.fc.bias.copy_(torch.tensor(b))
-    return m
 
 
 # ---- loss terms: values and gradients against hand computation ---------------------------------

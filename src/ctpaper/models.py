@@ -146,3 +146,8 @@ def load_model(path: str | Path) -> tuple[nn.Module, dict]:
     model.load_state_dict(blob["state_dict"])
     model.eval()
     return model, spec
+
+
+def load_models(paths: dict[str, str | Path]) -> dict[str, nn.Module]:
+    """``{label: model}`` for ``{label: model file}`` (``load_model`` of each, specs dropped)."""
+    return {label: load_model(path)[0] for label, path in paths.items()}

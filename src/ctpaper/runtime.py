@@ -12,7 +12,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Iterator
+from typing import Iterable, Iterator
 
 log = logging.getLogger("ctpaper")
 
@@ -54,13 +54,13 @@ def git_commit(root: Path | None = None) -> str | None:
     return out.stdout.strip() or None
 
 
-def package_versions() -> dict[str, str]:
-    """Versions of the packages that shape the numbers."""
+def package_versions(extra: Iterable[str] = ()) -> dict[str, str]:
+    """Versions of the packages that shape the numbers (and of ``extra``); "absent" if missing."""
     from importlib.metadata import PackageNotFoundError, version
 
     out = {}
     for name in ("torch", "numpy", "pandas", "pyarrow", "scipy", "scikit-learn", "matplotlib",
-                 "seaborn", "captum", "snakemake"):
+                 "seaborn", "captum", "snakemake", *extra):
         try:
             out[name] = version(name)
         except PackageNotFoundError:

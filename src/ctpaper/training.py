@@ -2,8 +2,8 @@
 
 ``train(dataset, settings, objective, family, seed)`` returns the final model and its per-epoch log.
 ``settings`` is ``ctpaper.config.train_settings(config, dataset)`` (Note 1 merged with Table 2),
-optionally extended with the model keys ``arch``, ``hidden``, ``init`` (config ``model.*``) and
-``optimizer`` (``adam`` default; ``sgd`` for Figure 1).
+optionally extended with the model keys ``arch``, ``hidden``, ``init`` (config ``model.*``); the
+optimiser is Adam with ``model_lr``.
 
 Per epoch (method 5.1): unless the objective is ``vanilla`` or the epoch is a burn-in epoch, the
 epoch's CE data are generated once with the model at the start of the epoch (``ce_frequency: epoch``)
@@ -167,17 +167,12 @@ def _accuracy(model, X: Tensor, y: Tensor) -> float:
 
 
 def _optimizer(model, settings: dict):
-    kind = settings.get("optimizer", "adam")
-    lr = float(settings["model_lr"])
-    if kind == "adam":
-        return torch.optim.Adam(model.parameters(), lr=lr, betas=(0.9, 0.999), eps=1e-8)
-    if kind == "sgd":
-        return torch.optim.SGD(model.parameters(), lr=lr)
-    raise ValueError(f"unknown optimizer {kind!r}")
+    return torch.optim.Adam(model.parameters(), lr=float(settings["model_lr"]), betas=(0.9, 0.999),
+                            eps=1e-8)
 
 
 def train(dataset: Dataset, settings: dict, objective: str, family: str, seed: int, *,
-          vae=None, track_ces: bool = False,
+          vae=None,
           on_epoch_end: Callable[[int, torch.nn.Module, CEData | None], None] | None = None,
           ) -> tuple[torch.nn.Module, pd.DataFrame]:
     """Train one model (method 5); returns ``(model, log)`` with one log row per epoch.
@@ -185,7 +180,6 @@ def train(dataset: Dataset, settings: dict, objective: str, family: str, seed: i
     ``objective``: full | vanilla | energy | adversarial (vanilla = BL, no CE generation).
     ``family``: free | protected: mutability of the training search and of the x+ protection.
     ``vae``: the fitted VAE when ``settings["generator"] == "revise"``.
-    ``track_ces``: also generate the epoch's CEs for a vanilla model (Figure 1; not used in the loss).
     ``on_epoch_end(epoch, model, ce)``: called after every epoch with that epoch's CE data (or None).
     """
     if objective not in OBJECTIVES:
@@ -203,8 +197,7 @@ def train(dataset: Dataset, settings: dict, objective: str, family: str, seed: i
     n_epochs = int(settings["n_epochs"])
     burnin_epochs = round(float(settings.get("burnin", 0.0)) * n_epochs)
     uses_ces = objective != "vanilla"
-    generates = uses_ces or track_ces
-    if generates:
+    if uses_ces:
         cfg = search_config(settings)
         if cfg.generator == "revise" and vae is None:
             raise ValueError("train.generator = revise needs the dataset's VAE")
@@ -223,7 +216,7 @@ def train(dataset: Dataset, settings: dict, objective: str, family: str, seed: i
     rows = []
     for epoch in range(1, n_epochs + 1):
         t0 = time.perf_counter()
-        ce_epoch = generates and epoch > burnin_epochs
+        ce_epoch = uses_ces and epoch > burnin_epochs
         chunks: list[CEData | None] = [None] * nb
         generated: list[CEData] = []
         if ce_epoch and not per_batch:
@@ -238,8 +231,7 @@ def train(dataset: Dataset, settings: dict, objective: str, family: str, seed: i
             if ce_epoch and per_batch:
                 ce = gen(sizes[b])
                 generated.append(ce)
-            loss, parts = batch_loss(model, X[s:e], y[s:e], ce if uses_ces else None, objective,
-                                     settings)
+            loss, parts = batch_loss(model, X[s:e], y[s:e], ce, objective, settings)
             if not bool(torch.isfinite(loss)):
                 n_skipped += 1
                 log.warning("epoch %d batch %d: non-finite loss %s, update skipped", epoch, b,
@@ -251,7 +243,7 @@ def train(dataset: Dataset, settings: dict, objective: str, family: str, seed: i
             counted += 1
             for k, v in parts.items():
                 sums[k] += float(v.detach())
-        present = {"clf"} | (set(TERMS[objective]) if ce_epoch and uses_ces else set())
+        present = {"clf"} | (set(TERMS[objective]) if ce_epoch else set())
         all_ces = None
         if generated:
             all_ces = generated[0] if len(generated) == 1 else CEData(
@@ -298,7 +290,7 @@ MODELS = ("bl", "ct_free", "ct_protected")
 # Config sections a trained model depends on (recorded as its config hash).
 CONFIG_SECTIONS = ("seed", "data", "model", "ce", "train")
 # Settings that can change a ``vanilla`` (BL) run; every other training setting is CT-only.
-BL_KEYS = ("batch_size", "n_epochs", "model_lr", "lambda_clf", "arch", "hidden", "init", "optimizer")
+BL_KEYS = ("batch_size", "n_epochs", "model_lr", "lambda_clf", "arch", "hidden", "init")
 
 
 def model_objective_family(model: str, settings: dict) -> tuple[str, str]:

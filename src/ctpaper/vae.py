@@ -44,16 +44,19 @@ class VAE(nn.Module):
     def decode(self, z: Tensor) -> Tensor:
         return self.dec2(torch.tanh(self.dec1(z)))
 
-    def sample(self, x: Tensor, generator: torch.Generator) -> Tensor:
-        """A sample z ~ q(z|x) = N(mu(x), diag(sigma(x)^2))."""
-        mu, log_sigma = self.encode(x)
+    @staticmethod
+    def _draw(mu: Tensor, log_sigma: Tensor, generator: torch.Generator) -> Tensor:
+        """z = mu + sigma * N(0, I) (reparameterised)."""
         noise = torch.randn(mu.shape, generator=generator, dtype=mu.dtype)
         return mu + log_sigma.exp() * noise
 
+    def sample(self, x: Tensor, generator: torch.Generator) -> Tensor:
+        """A sample z ~ q(z|x) = N(mu(x), diag(sigma(x)^2))."""
+        return self._draw(*self.encode(x), generator)
+
     def loss(self, x: Tensor, generator: torch.Generator) -> Tensor:
         mu, log_sigma = self.encode(x)
-        noise = torch.randn(mu.shape, generator=generator, dtype=mu.dtype)
-        z = mu + log_sigma.exp() * noise
+        z = self._draw(mu, log_sigma, generator)
         recon = (self.decode(z) - x).pow(2).sum() / x.shape[0]
         kl = 0.5 * (mu.pow(2) + (2 * log_sigma).exp() - 1.0 - 2 * log_sigma).sum(1).mean()
         reg = DECODER_WEIGHT_DECAY * (self.dec1.weight.pow(2).sum() + self.dec2.weight.pow(2).sum())

@@ -6,7 +6,6 @@ import sys
 sys.path.insert(0, os.path.join(workflow.basedir, "src"))
 
 from ctpaper.config import (  # noqa: E402
-    ALL_DATASETS,
     ConfigError,
     dataset_kind,
     validate as validate_config,
@@ -21,7 +20,7 @@ R = config["paths"]["results"]
 DATASETS = list(config["datasets"])
 FAMILIES = list(config["families"])
 SEEDS = [str(s) for s in config["train"]["seeds"]]
-FIG_SEED = SEEDS[0]  # figures and the paper's tables use the first training seed's models
+FIG_SEED = SEEDS[0]  # the MNIST figures (2, 4, 5) use the first training seed's models
 # bl serves both families; ct_<family> is counterfactual training under that family's mutability.
 MODELS = ["bl"] + [f"ct_{f}" for f in FAMILIES]
 REAL_DATASETS = [d for d in DATASETS if dataset_kind(d) != "synthetic"]
@@ -38,6 +37,8 @@ wildcard_constraints:
 RAW_MANIFEST = f"{R}/raw/{{dataset}}/manifest.json"
 DATA_DIR = f"{R}/data/{{dataset}}"
 DATA = {k: f"{DATA_DIR}/{k}" for k in ("train.parquet", "test.parquet", "meta.json")}
+# the prepared dataset as rule inputs under identifier names (scripts read the directory of `meta`)
+DATA_IN = {"train": DATA["train.parquet"], "test": DATA["test.parquet"], "meta": DATA["meta.json"]}
 MODEL_DIR = f"{R}/models/{{dataset}}/seed{{seed}}/{{model}}"
 MODEL_PT = f"{MODEL_DIR}/model.pt"
 MODEL_LOG = f"{MODEL_DIR}/log.parquet"
@@ -69,11 +70,11 @@ def model_files(dataset, seed, model):
 
 
 def figure_files(name):
-    return [f"{R}/figures/{name}.png", f"{R}/figures/{name}.pdf"]
+    return [f"{FIGURE}.{ext}".format(name=name) for ext in ("png", "pdf")]
 
 
 def table_files(name):
-    return [f"{R}/tables/{name}.csv", f"{R}/tables/{name}.md"]
+    return [f"{TABLE}.{ext}".format(name=name) for ext in ("csv", "md")]
 
 
 DATA_FILES = [f for d in DATASETS for f in data_files(d)]

@@ -9,22 +9,26 @@
 # machine): peak RSS <= 0.56 GB (non-MNIST) and <= 0.93 GB (MNIST); wall time <= 15 s per job except
 # ig_summary/mnist (~60 s, ~110 s under load). The whole stage (47 jobs) takes ~2.5 min on 2 cores.
 
+from ctpaper.evaluation.attributions import IG_MODELS  # noqa: E402
+from ctpaper.evaluation.performance import PERFORMANCE_MODELS  # noqa: E402
+from ctpaper.evaluation.robustness import ROBUSTNESS_MODELS  # noqa: E402
+
 # IG outputs that are not in common.smk's EVAL_FILES; the `evaluate` target should include them.
 EVAL_EXTRA_FILES = [IG_SUMMARY.format(dataset=d, seed=s) for d in DATASETS for s in SEEDS] + (
     [IG_MAPS.format(seed=s) for s in SEEDS] if "mnist" in DATASETS else []
 )
 
 
-# prepared-data inputs under identifier names (the script reads the directory of `meta`)
-DATA_IN = {"train": DATA["train.parquet"], "test": DATA["test.parquet"], "meta": DATA["meta.json"]}
-
-
-MODEL_FILE = MODEL_PT
-
-
 def _model_file(model):
     """The model file pattern with the model fixed (other wildcards left for the rule)."""
-    return MODEL_FILE.replace("{model}", model)
+    return MODEL_PT.replace("{model}", model)
+
+
+def _model_files(label_to_model, dataset=None):
+    """Model-file inputs named by model directory (bl, ct_free, ...) for a {label: model} map of
+    the library; the scripts pass them back as {label: file}."""
+    files = {m: _model_file(m) for m in label_to_model.values()}
+    return {m: f.replace("{dataset}", dataset) for m, f in files.items()} if dataset else files
 
 
 def _mem_mb(small, mnist):
@@ -55,10 +59,9 @@ rule evaluate_ces:
 
 rule robustness:
     input:
-        code=code("evaluation/robustness.py"),
+        code=code("evaluation/robustness.py", "evaluation/metrics.py"),
         **DATA_IN,
-        bl=_model_file("bl"),
-        ct=_model_file("ct_free"),
+        **_model_files(ROBUSTNESS_MODELS),
     output:
         ROBUSTNESS,
     log:
@@ -75,11 +78,9 @@ rule robustness:
 
 rule performance:
     input:
-        code=code("evaluation/performance.py"),
+        code=code("evaluation/performance.py", "evaluation/metrics.py"),
         **DATA_IN,
-        bl=_model_file("bl"),
-        ct_free=_model_file("ct_free"),
-        ct_protected=_model_file("ct_protected"),
+        **_model_files(PERFORMANCE_MODELS),
     output:
         PERFORMANCE,
     log:
@@ -98,10 +99,9 @@ if "mnist" in DATASETS:
 
     rule integrated_gradients:
         input:
-            code=code("evaluation/attributions.py"),
+            code=code("evaluation/attributions.py", "evaluation/protocol.py"),
             **{k: v.replace("{dataset}", "mnist") for k, v in DATA_IN.items()},
-            bl=_model_file("bl").replace("{dataset}", "mnist"),
-            ct=_model_file("ct_protected").replace("{dataset}", "mnist"),
+            **_model_files(IG_MODELS, "mnist"),
         output:
             IG_MAPS,
         log:
@@ -124,10 +124,9 @@ def _ig_summary_maps(wildcards):
 rule ig_summary:
     input:
         unpack(_ig_summary_maps),
-        code=code("evaluation/attributions.py"),
+        code=code("evaluation/attributions.py", "evaluation/protocol.py"),
         **DATA_IN,
-        bl=_model_file("bl"),
-        ct=_model_file("ct_protected"),
+        **_model_files(IG_MODELS),
     output:
         IG_SUMMARY,
     log:

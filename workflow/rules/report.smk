@@ -25,8 +25,8 @@ PAPER_SOURCES = sorted(
     for f in os.listdir(dp)
     if os.path.isfile(os.path.join(dp, f)) and not f.startswith(".")
 )
-HAS_MNIST = "mnist" in DATASETS
-FIG_STATS = f"{R}/figures/{{name}}_stats.json"
+HAS_MNIST = "mnist" in DATASETS  # Figures 2, 4 and 5 (MNIST_FIGURES) exist only then
+FIG_STATS = f"{FIGURE}_stats.json"
 PROVENANCE = f"{R}/paper/provenance.json"
 PAPER_VALUES = f"{R}/paper/values.json"
 
@@ -55,8 +55,7 @@ CT_LOGS = [
     if m.startswith("ct_")
 ]
 IG_SUMMARIES = _all(IG_SUMMARY)
-MNIST_DATA = {k.split(".")[0]: DATA[k].format(dataset="mnist")
-              for k in ("train.parquet", "test.parquet", "meta.json")}
+MNIST_DATA = {k: v.format(dataset="mnist") for k, v in DATA_IN.items()}
 
 
 # ---- tables ---------------------------------------------------------------------------------------
@@ -67,8 +66,8 @@ rule table_scores:
         scores=_all(CES),
         code=code("tables.py"),
     output:
-        csv=f"{R}/tables/{{name}}.csv",
-        md=f"{R}/tables/{{name}}.md",
+        csv=f"{TABLE}.csv",
+        md=f"{TABLE}.md",
     wildcard_constraints:
         name="table1|table3",
     params:
@@ -90,8 +89,8 @@ rule table_settings:
         meta=[DATA["meta.json"].format(dataset=d) for d in DATASETS],
         code=code("tables.py"),
     output:
-        csv=f"{R}/tables/{{name}}.csv",
-        md=f"{R}/tables/{{name}}.md",
+        csv=f"{TABLE}.csv",
+        md=f"{TABLE}.md",
     wildcard_constraints:
         name="table2",
     params:
@@ -113,8 +112,8 @@ rule table_performance:
         scores=_all(PERFORMANCE),
         code=code("tables.py"),
     output:
-        csv=f"{R}/tables/{{name}}.csv",
-        md=f"{R}/tables/{{name}}.md",
+        csv=f"{TABLE}.csv",
+        md=f"{TABLE}.md",
     wildcard_constraints:
         name="performance",
     log:
@@ -134,7 +133,8 @@ rule table_performance:
 
 rule figure_fig1:
     input:
-        code=code("figures/fig1.py", "figures/style.py", "search.py", "models.py"),
+        code=code("figures/fig1.py", "figures/style.py", "search.py", "models.py",
+                  "data/synthetic.py", "data/splits.py"),
     output:
         png=f"{R}/figures/fig1.png",
         pdf=f"{R}/figures/fig1.pdf",
@@ -185,8 +185,8 @@ if HAS_MNIST:
             **MNIST_DATA,
             model=lambda wc: _fig_model("mnist", "ct_free" if wc.name == "fig4" else "bl"),
         output:
-            png=f"{R}/figures/{{name}}.png",
-            pdf=f"{R}/figures/{{name}}.pdf",
+            png=f"{FIGURE}.png",
+            pdf=f"{FIGURE}.pdf",
             stats=FIG_STATS,
         wildcard_constraints:
             name="fig4|fig5",
@@ -244,21 +244,25 @@ rule figure_maturity:
 
 # ---- the paper ------------------------------------------------------------------------------------
 
-PAPER_FIGURES = ["fig1", "fig3", "maturity"] + (["fig2", "fig4", "fig5"] if HAS_MNIST else [])
 FIG_STATS_FILES = {
-    f"{n}_stats": FIG_STATS.format(name=n) for n in ["fig1"] + (["fig2", "fig4", "fig5"] if HAS_MNIST else [])
+    f"{n}_stats": FIG_STATS.format(name=n) for n in ["fig1"] + (MNIST_FIGURES if HAS_MNIST else [])
 }
+# what the paper includes, by name: {table: its .md file}, {figure: [png, pdf]}
+PAPER_TABLES = {n: table_files(n)[1] for n in TABLE_NAMES}
+PAPER_FIGURES = {n: figure_files(n) for n in FIGURE_NAMES}
 
 
 rule provenance:
     input:
         code=code("paper/provenance.py"),
         # everything the paper reports, so that the benchmarks of all upstream jobs exist
-        tables=[f for n in TABLE_NAMES for f in table_files(n)],
-        figures=[f for n in PAPER_FIGURES for f in figure_files(n)],
+        tables=TABLE_FILES,
+        figures=FIGURE_FILES,
         ig=IG_SUMMARIES,
     output:
         PROVENANCE,
+    params:
+        bench_dir=BENCH,
     log:
         f"{LOGS}/provenance/provenance.log",
     benchmark:
@@ -273,7 +277,7 @@ rule provenance:
 
 rule paper_values:
     input:
-        code=code("paper/values.py"),
+        code=code("paper/values.py", "tables.py", "figures/maturity.py"),
         **FIG_STATS_FILES,
         table1=f"{R}/tables/table1.csv",
         table2=f"{R}/tables/table2.csv",
@@ -304,8 +308,8 @@ rule render_paper:
     input:
         code=code("paper/render.py"),
         values=PAPER_VALUES,
-        tables=[f"{R}/tables/{n}.md" for n in TABLE_NAMES],
-        figures=[f for n in PAPER_FIGURES for f in figure_files(n)],
+        tables=list(PAPER_TABLES.values()),
+        figures=FIGURE_FILES,
         sources=PAPER_SOURCES,
         qmd=os.path.join(PAPER_DIR, "paper.qmd"),
     output:
@@ -313,8 +317,8 @@ rule render_paper:
         pdf=PAPER_FILES[1],
     params:
         build_dir=f"{R}/paper/build",
-        figure_names=PAPER_FIGURES,
-        table_names=TABLE_NAMES,
+        tables=PAPER_TABLES,
+        figures=PAPER_FIGURES,
     log:
         f"{LOGS}/render_paper/paper.log",
     benchmark:

@@ -8,8 +8,6 @@
 
 from ctpaper.training import relevant_settings  # noqa: E402
 
-TRAIN_DATA = {"train": DATA["train.parquet"], "test": DATA["test.parquet"], "meta": DATA["meta.json"]}
-
 # Sized from the full-config run (results/benchmarks/train_model/*.tsv): peak RSS synthetic 405 MB,
 # tabular <= 505 MB, MNIST <= 850 MB; wall time per job <= 1 min (synthetic, tabular) and <= 3.5 min
 # (MNIST CT) on a heavily shared 2-core machine. mem_mb ~ 2x the peak, runtime (minutes) >= 5x.
@@ -17,9 +15,9 @@ TRAIN_DATA = {"train": DATA["train.parquet"], "test": DATA["test.parquet"], "met
 # reductions may depend on the thread count, and Snakemake lowers threads to --cores, so the bytes of a
 # model would depend on where it was trained. Parallelism comes from running jobs side by side.
 TRAIN_RESOURCES = {
-    "synthetic": {"threads": 1, "mem_mb": 800, "runtime": 10},
-    "tabular": {"threads": 1, "mem_mb": 1000, "runtime": 10},
-    "mnist": {"threads": 1, "mem_mb": 1700, "runtime": 20},
+    "synthetic": {"mem_mb": 800, "runtime": 10},
+    "tabular": {"mem_mb": 1000, "runtime": 10},
+    "mnist": {"mem_mb": 1700, "runtime": 20},
 }
 
 
@@ -28,7 +26,7 @@ def _train_res(key):
 
 
 def _train_inputs(wildcards):
-    files = {k: v.format(dataset=wildcards.dataset) for k, v in TRAIN_DATA.items()}
+    files = {k: v.format(dataset=wildcards.dataset) for k, v in DATA_IN.items()}
     if wildcards.model != "bl" and config["train"]["generator"] == "revise":
         files["vae"] = VAE.format(dataset=wildcards.dataset)
     return files
@@ -47,7 +45,7 @@ rule train_model:
         f"{LOGS}/train_model/{{dataset}}/seed{{seed}}/{{model}}.log",
     benchmark:
         f"{BENCH}/train_model/{{dataset}}-seed{{seed}}-{{model}}.tsv"
-    threads: _train_res("threads")
+    threads: 1
     resources:
         mem_mb=_train_res("mem_mb"),
         runtime=_train_res("runtime"),
@@ -58,7 +56,7 @@ rule train_model:
 rule train_vae:
     input:
         code=code("vae.py"),
-        **TRAIN_DATA,
+        **DATA_IN,
     output:
         VAE,
     params:

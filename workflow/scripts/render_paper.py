@@ -7,14 +7,8 @@ from ctpaper.runtime import rule_context
 
 with rule_context(snakemake) as log:  # noqa: F821 - injected by Snakemake's script directive
     smk = snakemake  # noqa: F821
-    R = smk.config["paths"]["results"]
-    p = smk.params
-    tables = {n: f"{R}/tables/{n}.md" for n in p.table_names}
-    figures = {n: [f"{R}/figures/{n}.png", f"{R}/figures/{n}.pdf"] for n in p.figure_names}
-    missing = [f for fs in figures.values() for f in fs if not Path(f).is_file()]
-    if missing:
-        raise FileNotFoundError(f"figures missing: {missing}")
+    p = smk.params   # tables/figures by name; the same files are the rule's inputs
     paper_dir = str(Path(smk.input.qmd).parent)
-    summary = render(paper_dir, p.build_dir, smk.input.values, tables, figures, smk.output.html,
-                     smk.output.pdf)
+    summary = render(paper_dir, p.build_dir, smk.input.values, p.tables, p.figures,
+                     smk.output.html, smk.output.pdf)
     log.info("paper: %s", summary)

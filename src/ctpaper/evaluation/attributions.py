@@ -184,10 +184,10 @@ def _summary_types(df: pd.DataFrame) -> pd.DataFrame:
 
 def _load(data_dir, model_paths):
     from ctpaper.data.io import load_dataset
-    from ctpaper.models import load_model
+    from ctpaper.models import load_models
 
     ds = load_dataset(data_dir)
-    models = {label: load_model(path)[0] for label, path in model_paths.items()}
+    models = load_models(model_paths)
     for m in models.values():
         for p in m.parameters():
             p.requires_grad_(False)

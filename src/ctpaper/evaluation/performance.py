@@ -8,7 +8,6 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import torch
-from sklearn.metrics import f1_score
 
 from ctpaper.evaluation.metrics import predict
 
@@ -21,6 +20,8 @@ PERFORMANCE_MODELS = {"BL": "bl", "CT_free": "ct_free", "CT_protected": "ct_prot
 
 def accuracy_f1(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor) -> tuple[float, float]:
     """(accuracy, macro-F1) of the arg-max predictions; F1 over the classes present in y or yhat."""
+    from sklearn.metrics import f1_score   # imported here: the workflow imports this module
+
     yhat = predict(model, x).numpy()
     y_np = y.numpy()
     return float((yhat == y_np).mean()), float(f1_score(y_np, yhat, average="macro", zero_division=0))
@@ -41,11 +42,11 @@ def run_performance(data_dir: str | Path, model_paths: dict[str, str | Path], da
                     seed: int, out_path: str | Path) -> pd.DataFrame:
     """Rule ``performance``: ``model_paths`` maps BL/CT_free/CT_protected to model files."""
     from ctpaper.data.io import load_dataset
-    from ctpaper.models import load_model
+    from ctpaper.models import load_models
     from ctpaper.runtime import write_parquet
 
     ds = load_dataset(data_dir)
-    models = {label: load_model(path)[0] for label, path in model_paths.items()}
+    models = load_models(model_paths)
     df = performance_frame(models, ds.X_test, ds.y_test, dataset, seed)
     write_parquet(df, out_path)
     return df

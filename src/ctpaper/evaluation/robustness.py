@@ -11,6 +11,8 @@ import pandas as pd
 import torch
 import torch.nn.functional as F
 
+from ctpaper.evaluation.metrics import predict
+
 log = logging.getLogger("ctpaper.evaluation")
 
 ROBUSTNESS_COLUMNS = ["dataset", "seed", "model", "eps", "accuracy"]
@@ -34,12 +36,8 @@ def fgsm_direction(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor,
     return out
 
 
-@torch.no_grad()
-def _accuracy(model, x, y, chunk: int = 65536) -> float:
-    correct = 0
-    for i in range(0, len(x), chunk):
-        correct += int((model(x[i:i + chunk]).argmax(1) == y[i:i + chunk]).sum())
-    return correct / len(x)
+def _accuracy(model, x, y) -> float:
+    return int((predict(model, x) == y).sum()) / len(x)
 
 
 def fgsm_accuracy(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor,
@@ -67,11 +65,11 @@ def run_robustness(data_dir: str | Path, model_paths: dict[str, str | Path], con
     """Rule ``robustness``: ``model_paths`` maps BL/CT to model files; writes robustness.parquet."""
     from ctpaper.config import eps_grid
     from ctpaper.data.io import load_dataset
-    from ctpaper.models import load_model
+    from ctpaper.models import load_models
     from ctpaper.runtime import write_parquet
 
     ds = load_dataset(data_dir)
-    models = {label: load_model(path)[0] for label, path in model_paths.items()}
+    models = load_models(model_paths)
     df = robustness_frame(models, ds.X_test, ds.y_test, eps_grid(config), dataset, seed)
     write_parquet(df, out_path)
     return df

@@ -131,11 +131,11 @@ def make(data_dir: str, model_paths: dict, ig_maps_path: str, config: dict, out_
          out_pdf: str, out_stats: str | None = None) -> dict:
     from ctpaper.data.io import load_dataset
     from ctpaper.figures import style
-    from ctpaper.models import load_model
+    from ctpaper.models import load_models
     from ctpaper.runtime import write_json
 
     ds = load_dataset(data_dir)
-    models = {label: load_model(path)[0] for label, path in model_paths.items()}
+    models = load_models(model_paths)
     result = compute(ds, models, config)
     side = int(ds.meta.get("image_shape", [28, 28])[0])
     style.save(plot(result, pd.read_parquet(ig_maps_path), side=side), out_png, out_pdf)

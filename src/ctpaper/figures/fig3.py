@@ -15,7 +15,6 @@ MODEL_ORDER = ("BL", "CT")
 
 def load(paths) -> pd.DataFrame:
     df = pd.concat([pd.read_parquet(p) for p in paths], ignore_index=True)
-    df["model"] = df["model"].astype(str).replace({"CT_free": "CT", "ct_free": "CT", "bl": "BL"})
     return df[df["model"].isin(MODEL_ORDER)]
 
 

@@ -16,7 +16,6 @@ import math
 import platform
 import subprocess
 import sys
-from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
 import pandas as pd
@@ -26,7 +25,7 @@ from ctpaper.runtime import git_commit, package_versions
 
 log = logging.getLogger(__name__)
 
-EXTRA_PACKAGES = ("pypandoc_binary", "typst", "pyyaml", "jsonschema", "torch")
+EXTRA_PACKAGES = ("pypandoc_binary", "typst", "pyyaml", "jsonschema")
 
 
 def _git_dirty(root: Path) -> bool | None:
@@ -39,12 +38,7 @@ def _git_dirty(root: Path) -> bool | None:
 
 
 def versions() -> dict[str, str]:
-    out = package_versions()
-    for name in EXTRA_PACKAGES:
-        try:
-            out[name] = version(name)
-        except PackageNotFoundError:
-            out[name] = "absent"
+    out = package_versions(EXTRA_PACKAGES)
     try:
         import pypandoc
 

@@ -28,8 +28,7 @@ from typing import Iterable
 import pandas as pd
 
 from ctpaper.config import LABELS, TABLE_ORDER, dataset_kind
-
-METRIC_NAMES = {"ip": "IP", "ip_star": "IP*", "cost": "cost"}
+from ctpaper.tables import PM_TEXT, markdown_table
 
 
 # --------------------------------------------------------------------------------------------------
@@ -120,8 +119,6 @@ def table1_values(t1: pd.DataFrame) -> dict:
 
 
 def robustness_values(rob: pd.DataFrame) -> dict:
-    rob = rob.copy()
-    rob["model"] = rob["model"].astype(str).replace({"CT_free": "CT"})
     eps_pos = sorted(e for e in rob["eps"].unique() if e > 0)
     sub = rob[rob["eps"] > 0]
     per = sub.groupby(["dataset", "model"])["accuracy"].mean().unstack("model")
@@ -148,8 +145,7 @@ def robustness_values(rob: pd.DataFrame) -> dict:
         "clean_gap_pp": num(float(((clean["CT"] - clean["BL"]) * 100).mean()), 1)
         if {"CT", "BL"} <= set(clean.columns) else "n/a",
         # majority of datasets with higher average robust accuracy (no run-level uncertainty here)
-        "verdict": ("supports" if n_better > len(gain) / 2 and avg > 0 else
-                    "partly supports" if n_better >= 1 and avg > 0 else "does not support"),
+        "verdict": verdict(n_better, len(gain), avg),
     }
 
 
@@ -181,9 +177,8 @@ def maturity_values(logs: pd.DataFrame) -> dict:
     first = logs[logs["prop_mature"].notna()].sort_values("epoch").groupby(["dataset", "model"]).head(1)
     out["first_avg"] = num(float(first["prop_mature"].mean()), 2) if len(first) else "n/a"
     out["n_epochs"] = int(logs["epoch"].max()) if len(logs) else 0
-    low = last[last["prop_mature"] < 0.5]
-    out["low_list"] = join_words(sorted({LABELS[d] for d in low["dataset"]},
-                                        key=lambda s: [LABELS[d] for d in TABLE_ORDER].index(s)))
+    low = set(last.loc[last["prop_mature"] < 0.5, "dataset"])
+    out["low_list"] = join_words([LABELS[d] for d in TABLE_ORDER if d in low])
     return out
 
 
@@ -319,7 +314,6 @@ def _setting(value) -> str:
 def repro_notes(config: dict, metas: dict[str, dict]) -> str:
     """Every item of method 10.1 with the setting used in this run (read from the config)."""
     t, e = config["train"], config["eval"]
-    grid = config.get("grid", {}).get("tune_lr", {})
 
     def status(here, published, text=None):
         if here == published:
@@ -333,9 +327,8 @@ def repro_notes(config: dict, metas: dict[str, dict]) -> str:
         ("Counterfactual search step size",
          "0.25 in the text (Notes 1 and 2); 0.1 in the published results everywhere, so the "
          "learning-rate tuning grid did not actually vary it",
-         f"`ce.lr` = {_setting(config['ce']['lr'])} ({status(config['ce']['lr'], 0.1, 0.25)})"
-         + (f"; `grid.tune_lr.apply_lr` = {_setting(grid['apply_lr'])}" if "apply_lr" in grid else
-            "; the appendix grids are not part of this pipeline")),
+         f"`ce.lr` = {_setting(config['ce']['lr'])} ({status(config['ce']['lr'], 0.1, 0.25)}); "
+         "the appendix grids are not part of this pipeline"),
         ("Domain bounds", "n_sigma = 3 in the text; 2 in the published results",
          f"`data.domain_n_sigma` = {_setting(config['data']['domain_n_sigma'])} "
          f"({status(config['data']['domain_n_sigma'], 2, 3)})"),
@@ -421,8 +414,6 @@ def provenance_block(prov: dict) -> str:
         "included).",
         "",
     ]
-    from ctpaper.tables import markdown_table
-
     rows = [[r["rule"].replace("_", "\\_"), str(r["jobs"]), num(r["wall_s_total"], 1),
              num(r["wall_s_max"], 1), num(r["max_rss_mb"], 0), num(r["cpu_s_total"], 1)]
             for r in prov["rules"]]
@@ -444,9 +435,10 @@ MNIST_ABSENT = ("MNIST is not part of this run's configuration, so the image exp
 # Entry point
 
 
-def _concat(paths, loader=pd.read_parquet) -> pd.DataFrame:
-    frames = [loader(p) for p in paths]
-    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+def _concat(paths, columns: list[str] | None = None) -> pd.DataFrame:
+    """The Parquet files ``paths`` (only ``columns`` if given) as one frame."""
+    frames = [pd.read_parquet(p, columns=columns) for p in paths]
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=columns)
 
 
 def fig1_values(stats: dict) -> dict:
@@ -457,12 +449,6 @@ def fig1_values(stats: dict) -> dict:
         out[f"{key}_cost"] = num(float(st["cost"]), 2)
         out[f"{key}_acc"] = num(100 * float(st["train_acc"]), 1)
     return out
-
-
-def _read_ces(paths) -> pd.DataFrame:
-    """The columns of ces.parquet that ``validity_values`` needs (cheap: no metric columns)."""
-    frames = [pd.read_parquet(p, columns=CES_COLUMNS) for p in paths]
-    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=CES_COLUMNS)
 
 
 def compute(config: dict, table1_csv, performance_csv, table2_csv, robustness_paths, log_paths,
@@ -501,12 +487,13 @@ def compute(config: dict, table1_csv, performance_csv, table2_csv, robustness_pa
             "lambda_grid": ", ".join(f"{v:g}" for v in e["lambda_egy_grid"]),
             "n_ind": " / ".join(str(e["n_individuals"][k]) for k in ("synthetic", "tabular", "mnist")),
             "n_epochs": config["model"]["n_epochs"],
+            "hidden": config["model"]["hidden"],
+            "synthetic_n_test": config["data"]["synthetic"]["n_test"],
             "config_hash": prov["config_hash"],
             "git_commit": (prov.get("git_commit") or "unknown")[:12],
             "cpu_time": duration(prov["total_cpu_s"]),
             "ci_level": f"{100 * float(config['tables']['ci_level']):g}",
-            "pm_rule": {"sd": "one standard deviation", "se": "one standard error",
-                        "2sd": "two standard deviations"}[config["tables"]["pm_rule"]],
+            "pm_rule": PM_TEXT[config["tables"]["pm_rule"]],
             "eval_tau": f"{e['tau']:g}",
             "eval_T": e["T"],
             "ce_lr": f"{config['ce']['lr']:g}",
@@ -520,7 +507,8 @@ def compute(config: dict, table1_csv, performance_csv, table2_csv, robustness_pa
             pd.DataFrame(columns=["dataset", "model", "eps", "accuracy"])),
         "perf": performance_values(pt),
         "maturity": maturity_values(logs),
-        "validity": validity_values(_read_ces(ces_paths), e["tau"], e["T"]),
+        # only the columns validity_values needs (cheap: no metric columns)
+        "validity": validity_values(_concat(ces_paths, CES_COLUMNS), e["tau"], e["T"]),
         "fig1": {k: _setting(v) for k, v in config["figures"]["fig1"].items()},
         "fig1s": fig1_values(json.loads(Path(fig1_stats_json).read_text())),
         "fig2": {k: _setting(v) for k, v in config["figures"]["fig2"].items()},
