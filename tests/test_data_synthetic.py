@@ -1,8 +1,14 @@
-"""Synthetic generators (method 2.2): formulas, sizes, shuffling and the pool/test positions."""
+"""Synthetic generators (method 2.2): formulas, sizes, shuffling and the pool/test positions.
+
+The numpy stream (``data.synthetic.rng: numpy``); the julia stream is tested in test_julia_rng.py.
+"""
+
+import hashlib
 
 import numpy as np
 import pytest
 
+from ctpaper import config as cfg
 from ctpaper.data.synthetic import generate, prepare_synthetic
 
 N = 100_000
@@ -54,7 +60,47 @@ def test_moons_use_the_method_shift_not_sklearns():
     assert X[y == 0, 1].min() > -0.6 and X[y == 1, 1].max() < 0.9
 
 
-def test_pool_is_first_3600_and_test_last_900_of_the_shuffle(base_config):
+@pytest.fixture
+def numpy_config(base_config):
+    base_config["data"]["synthetic"]["rng"] = "numpy"
+    return base_config
+
+
+# sha256 of X_pool, y_pool, X_test, y_test bytes with the default config and rng numpy, recorded
+# before the julia stream was added: the numpy path must keep producing exactly these data.
+NUMPY_DIGESTS = {
+    "ls": "3dbbe5f7aeb3a77ffc678adc8c29ceea9aae2c31a53c4e71c07e32d05174ee62",
+    "ol": "3829ba6943e37156ba7c1f594c53b539aec703441d152498e09c05652fb35e00",
+    "circ": "e527a1067c7fce93afcc7f11c24b89496497052f823856c0fc999efdfe876324",
+    "moon": "3fc18b9c8f0ce242e73474b1b597c9bbedc4036b60ff73d201ad2aa598233d2a",
+}
+
+
+@pytest.mark.parametrize("name", list(NUMPY_DIGESTS))
+def test_numpy_stream_is_unchanged(numpy_config, name):
+    prep = prepare_synthetic(name, numpy_config)
+    h = hashlib.sha256()
+    for a in (prep.X_pool, prep.y_pool, prep.X_test, prep.y_test):
+        h.update(np.ascontiguousarray(a).tobytes())
+    assert h.hexdigest() == NUMPY_DIGESTS[name]
+
+
+def test_the_streams_differ_and_julia_is_the_default(base_config):
+    assert base_config["data"]["synthetic"]["rng"] == "julia"
+    julia = prepare_synthetic("ls", base_config)
+    base_config["data"]["synthetic"]["rng"] = "numpy"
+    numpy = prepare_synthetic("ls", base_config)
+    assert not np.allclose(julia.X_pool, numpy.X_pool)
+
+
+def test_rng_key_is_validated(base_config):
+    base_config["data"]["synthetic"]["rng"] = "mersenne"
+    with pytest.raises(cfg.ConfigError, match="data.synthetic.rng"):
+        cfg.validate(base_config)
+
+
+def test_pool_is_first_3600_and_test_last_900_of_the_shuffle(numpy_config):
+    base_config = numpy_config
     prep = prepare_synthetic("moon", base_config)
     assert prep.X_pool.shape == (3600, 2) and prep.X_test.shape == (900, 2)
     assert prep.X_pool.dtype == np.float32 and prep.y_pool.dtype == np.int64
@@ -66,21 +112,32 @@ def test_pool_is_first_3600_and_test_last_900_of_the_shuffle(base_config):
     assert 0.45 < prep.y_pool.mean() < 0.55
 
 
-def test_generation_is_deterministic_and_seeded(base_config):
+@pytest.mark.parametrize("stream", ["julia", "numpy"])
+def test_generation_is_deterministic_and_seeded(base_config, stream):
+    base_config["data"]["synthetic"]["rng"] = stream
     a, b = prepare_synthetic("ls", base_config), prepare_synthetic("ls", base_config)
     np.testing.assert_array_equal(a.X_pool, b.X_pool)
     base_config["seed"]["data"] = 7
     c = prepare_synthetic("ls", base_config)
     assert not np.allclose(a.X_pool, c.X_pool)
+    base_config["seed"]["data"], base_config["seed"]["global"] = 42, 7
+    d = prepare_synthetic("ls", base_config)
+    assert not np.array_equal(a.X_pool, d.X_pool)
+    assert sorted(map(tuple, np.concatenate([a.X_pool, a.X_test]).tolist())) != \
+        sorted(map(tuple, np.concatenate([d.X_pool, d.X_test]).tolist()))  # other rows, not reordered
 
 
-def test_configured_centres_are_used(base_config):
+@pytest.mark.parametrize("stream", ["julia", "numpy"])
+def test_configured_centres_are_used(base_config, stream):
+    base_config["data"]["synthetic"]["rng"] = stream
     base_config["data"]["synthetic"]["centers"] = [[5.0, 5.0], [-5.0, -5.0]]
     prep = prepare_synthetic("ls", base_config)
     assert np.allclose(prep.X_pool[prep.y_pool == 0].mean(0), [5, 5], atol=0.1)
 
 
-def test_inconsistent_sizes_are_rejected(base_config):
+@pytest.mark.parametrize("stream", ["julia", "numpy"])
+def test_inconsistent_sizes_are_rejected(base_config, stream):
+    base_config["data"]["synthetic"]["rng"] = stream
     base_config["data"]["synthetic"].update(n_generate=1000, n_pool=900, n_test=200)
     with pytest.raises(ValueError, match="data.synthetic"):
         prepare_synthetic("circ", base_config)

@@ -34,14 +34,16 @@ rule fetch_raw:
 rule prepare_data:
     input:
         unpack(prepare_data_input),
-        code=code("data/prepare.py", "data/synthetic.py", "data/tabular.py", "data/mnist.py",
-                  "data/splits.py", "data/registry.py"),
+        code=code("data/prepare.py", "data/synthetic.py", "data/julia_rng.py", "data/mljbase.py",
+                  "data/ziggurat_tables.json", "data/tabular.py", "data/mnist.py", "data/splits.py",
+                  "data/registry.py"),
     output:
         train=DATA["train.parquet"],
         test=DATA["test.parquet"],
         meta=DATA["meta.json"],
     params:
-        # changes of the config sections the data depends on (seed, data) re-run the preparation
+        # changes of the config sections the data depends on (seed, data, incl. data.synthetic.rng)
+        # re-run the preparation
         config_hash=section_hash(config, CONFIG_SECTIONS),
     log:
         f"{LOGS}/prepare_data/{{dataset}}.log",
