@@ -190,14 +190,6 @@ def test_bulk_fill_threshold_fork_and_remainder(n):
     assert rng.state == parent_after
 
 
-def test_integer_range_is_lemire_on_uint64():
-    x = Xoshiro(5).next_u64()
-    assert Xoshiro(5).rand_range(1, 2**10) == 1 + (x >> 54)  # s a power of two: never rejected
-    assert (x * 7) & julia_rng.MASK64 >= 7  # so the first draw is accepted for s = 7
-    assert Xoshiro(5).rand_range(3, 9) == 3 + ((x * 7) >> 64)
-    assert {Xoshiro(s).rand_range(1, 6) for s in range(200)} == {1, 2, 3, 4, 5, 6}
-
-
 # ---- ziggurat tail ----------------------------------------------------------------------------
 
 def tail_positions(rng: Xoshiro, n: int) -> np.ndarray:

@@ -278,8 +278,9 @@ def test_repro_notes_cover_section_10_1_and_follow_config(base_config):
     metas = {"ls": {"n_test": 900, "n_pool": 3600}, "credit": {"n_test": 2654, "n_pool": 10618}}
     notes = values.repro_notes(base_config, metas)
     items = re.findall(r"^(\d+)\. \*\*", notes, flags=re.M)
-    assert items == [str(i) for i in range(1, 17)]
+    assert items == [str(i) for i in range(1, 18)]
     assert "`ce.lr` = 0.1 (as in the published results)" in notes
+    assert "`data.synthetic.rng` = julia, seeds 42 / 2025, 100,000 points (as in the published" in notes
     assert "LS 900 and Cred 2654" in notes and "Credit pool 10618" in notes
     changed = copy.deepcopy(base_config)
     changed["ce"]["lr"] = 0.25
@@ -287,6 +288,11 @@ def test_repro_notes_cover_section_10_1_and_follow_config(base_config):
     notes2 = values.repro_notes(changed, metas)
     assert "`ce.lr` = 0.25 (as in the paper text)" in notes2
     assert "`train.adv_label` = true (as in the paper text)" in notes2
+    for key, value in (("rng", "numpy"), ("centers", [[1.0, 1.0], [2.0, 2.0]])):
+        other = copy.deepcopy(base_config)
+        other["data"]["synthetic"][key] = value
+        assert "(differs from the published results): the points are not the original's" in \
+            values.repro_notes(other, metas)
 
 
 # --------------------------------------------------------------------------------------------------

@@ -1,8 +1,9 @@
 """Julia 1.11's default random stream, ``Xoshiro(seed)``, reproduced bit for bit (julia_rng.md part a).
 
 What the original drew its synthetic data with: SHA-256 seeding (a1), the xoshiro256++ step (a2),
-scalar and 8-lane bulk Float64 / UInt64 draws (a3, a4), the normal and exponential ziggurats (a5),
-``randperm`` / ``randcycle`` (a6) and Lemire's integer-range sampler (a7). Scalar draws use Python
+scalar and 8-lane bulk Float64 / UInt64 draws (a3, a4), the normal and exponential ziggurats (a5) and
+``randperm`` / ``randcycle`` (a6). Integer ranges (a7) are left out: only steps that are not
+reproduced (the pool's train/validation split, MNIST's resample) use them. Scalar draws use Python
 integers; the bulk path runs its 8 lanes as many sub-streams at once in numpy uint64 arithmetic,
 started by GF(2) jump-ahead (the xoshiro state update is linear over GF(2)), and is tested equal to
 the plain lane-by-lane loop ``lane_outputs_sequential``.
@@ -313,15 +314,3 @@ class Xoshiro:
     def randcycle(self, n: int) -> np.ndarray:
         """``randcycle(rng, n)``: a uniform n-cycle of 1..n (Sattolo's variant, v <= i-2)."""
         return self._inside_out(n, shift=2)
-
-    def rand_range(self, lo: int, hi: int) -> int:
-        """``rand(rng, lo:hi)`` for Int64 (a7): Lemire's nearly division-less method on UInt64."""
-        s = hi - lo + 1
-        m = self.next_u64() * s
-        low = m & MASK64
-        if low < s:
-            threshold = (-s) % s
-            while low < threshold:
-                m = self.next_u64() * s
-                low = m & MASK64
-        return lo + (m >> 64)
