@@ -38,6 +38,7 @@ test-fast: env
 
 bench: env
 	$(BIN)/python bench/bench_engine.py
+	$(BIN)/python bench/bench_julia_rng.py
 
 clean:
 	rm -rf results .snakemake
