@@ -165,6 +165,15 @@ def test_jump_ahead_lanes_equal_the_sequential_lanes(n_steps):
     np.testing.assert_array_equal(lane_outputs(lanes, n_steps), lane_outputs_sequential(lanes, n_steps))
 
 
+@pytest.mark.parametrize("log2_k", [0, 3, 6])
+def test_jump_equals_stepping_for_many_states_in_chunks(log2_k):
+    states = np.array([Xoshiro(s).rand_u64_array(4) for s in range(300)], dtype=np.uint64)
+    stepped = states.T.copy()
+    for _ in range(2**log2_k):
+        julia_rng._step_lanes(stepped)
+    np.testing.assert_array_equal(julia_rng._apply(julia_rng._jump(log2_k), states, chunk=128), stepped.T)
+
+
 def reference_bulk(seed: int, n: int) -> tuple[list[int], tuple]:
     """a4 written out with scalar steps: 32 fork draws, lanes interleaved, remainder from the parent."""
     parent = Xoshiro(seed)

@@ -110,11 +110,16 @@ def lane_outputs_sequential(state: np.ndarray, n_steps: int) -> np.ndarray:
 # Jump-ahead: the state update is linear over GF(2). A linear map is stored as 256 states (256 x 4
 # uint64): row j is the image of the state with only bit j set (bit i of word w is bit 64 w + i).
 
-def _apply(jump: np.ndarray, states: np.ndarray) -> np.ndarray:
-    """The linear map ``jump`` applied to each row of ``states`` (L x 4): XOR of the selected rows."""
-    bits = np.unpackbits(np.ascontiguousarray(states, dtype="<u8").view(np.uint8), axis=1,
-                         bitorder="little").astype(bool)
-    return np.bitwise_xor.reduce(np.where(bits[:, :, None], jump[None], np.uint64(0)), axis=1)
+def _apply(jump: np.ndarray, states: np.ndarray, chunk: int = 1024) -> np.ndarray:
+    """The linear map ``jump`` applied to each row of ``states`` (L x 4): XOR of the selected rows,
+    ``chunk`` rows at a time (8 KB of temporaries per row)."""
+    out = np.empty((len(states), 4), dtype=np.uint64)
+    for lo in range(0, len(states), chunk):
+        part = np.ascontiguousarray(states[lo: lo + chunk], dtype="<u8").view(np.uint8)
+        bits = np.unpackbits(part, axis=1, bitorder="little").astype(bool)
+        out[lo: lo + chunk] = np.bitwise_xor.reduce(
+            np.where(bits[:, :, None], jump[None], np.uint64(0)), axis=1)
+    return out
 
 
 @lru_cache(maxsize=None)
@@ -200,6 +205,7 @@ class Xoshiro:
         if n_blocks:
             fork = np.array([self.next_u64() for _ in range(4 * N_LANES)], dtype=np.uint64)
             lanes = fork.reshape(4, N_LANES) * np.array(FORK_MULTIPLIERS, dtype=np.uint64)[:, None]
+            # below ~64 steps per lane the jump-ahead set-up costs more than it saves
             fill = lane_outputs if n_blocks > 64 else lane_outputs_sequential
             out[: n_blocks * N_LANES] = fill(lanes, n_blocks).reshape(-1)
         for i in range(n_blocks * N_LANES, n):
@@ -244,7 +250,7 @@ class Xoshiro:
         r = (self.rand_u64_array(n) >> np.uint64(12)).astype(np.int64)
         rabs = r >> 1
         idx = rabs & 0xFF
-        x = np.where(r & 1 == 1, -rabs, rabs).astype(np.float64) * _WI[idx]
+        x = np.where((r & 1) == 1, -rabs, rabs).astype(np.float64) * _WI[idx]
         for i in np.flatnonzero(rabs >= _KI[idx]):
             x[i] = self._randn_unlikely(int(idx[i]), int(rabs[i]), float(x[i]))
         return x
