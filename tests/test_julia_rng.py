@@ -132,23 +132,18 @@ def test_randperm_of_100000_with_xoshiro_2025():
 
 
 def reference_inside_out(rng: Xoshiro, n: int, shift: int) -> list[int]:
-    """a6 with one scalar draw per attempt."""
-    a = [0] * (n + 1)
-    if n:
-        a[1] = 1
-    mask = 3
+    """a6 with one scalar draw per attempt and the mask in closed form: the smallest 2^k - 1 >= i - 1,
+    at least 3."""
+    a = [1] if n else []
     for i in range(2, n + 1):
-        while True:
-            v = (rng.next_u64() >> 12) & mask
-            if v <= i - shift:
-                break
-        j = 1 + v
-        if j != i:
-            a[i] = a[j]
-        a[j] = i
-        if i == mask + 1:
-            mask = 2 * mask + 1
-    return a[1:]
+        mask = max(3, (1 << (i - 1).bit_length()) - 1)
+        v = next(v for v in iter(lambda: (rng.next_u64() >> 12) & mask, None) if v <= i - shift)
+        if v == i - 1:
+            a.append(i)
+        else:
+            a.append(a[v])
+            a[v] = i
+    return a
 
 
 @pytest.mark.parametrize("n", [0, 1, 2, 5, 64, 300, 5000])
