@@ -15,6 +15,8 @@ from typing import Any, Iterable
 import jsonschema
 import yaml
 
+from ctpaper.runtime import UserError
+
 ROOT = Path(__file__).resolve().parents[2]
 SCHEMA_PATH = ROOT / "workflow" / "schemas" / "config.schema.yaml"
 DEFAULT_CONFIG = ROOT / "config" / "config.yaml"
@@ -29,7 +31,7 @@ LABELS = {"ls": "LS", "circ": "Circ", "moon": "Moon", "ol": "OL", "adult": "Adul
           "credit": "Cred", "gmsc": "GMSC", "mnist": "MNIST"}
 
 
-class ConfigError(ValueError):
+class ConfigError(UserError, ValueError):
     """A configuration problem a user can fix; the message names the key."""
 
 
@@ -96,6 +98,11 @@ def _check_consistency(config: dict) -> None:
     grid = config["robust"].get("eps_grid", {})
     if grid and grid["stop"] < grid["start"]:
         raise ConfigError("config key robust.eps_grid: stop must be >= start")
+    syn = config["data"]["synthetic"]
+    if syn["n_pool"] + syn["n_test"] > syn["n_generate"]:
+        raise ConfigError(f"config key data.synthetic: n_pool + n_test = "
+                          f"{syn['n_pool'] + syn['n_test']} exceeds n_generate = "
+                          f"{syn['n_generate']} (pool and test are drawn from the generated points)")
 
 
 def load(*paths: str | Path) -> dict:
@@ -103,9 +110,27 @@ def load(*paths: str | Path) -> dict:
     files = list(paths) or [DEFAULT_CONFIG]
     config: dict = {}
     for p in files:
-        with open(p) as fh:
-            config = deep_merge(config, yaml.safe_load(fh) or {})
+        config = deep_merge(config, read_yaml(p))
     return validate(config)
+
+
+def read_yaml(path: str | Path) -> dict:
+    """A config file's mapping; ConfigError naming the file (and line) when it is missing or not
+    valid YAML."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"config file {path} not found (looked for {path.absolute()})")
+    try:
+        data = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        where = f"{path}, line {mark.line + 1}, column {mark.column + 1}" if mark else str(path)
+        problem = getattr(err, "problem", None) or str(err).splitlines()[0]
+        raise ConfigError(f"config file {where}: invalid YAML ({problem})") from None
+    if data is not None and not isinstance(data, dict):
+        raise ConfigError(f"config file {path}: expected a mapping of config keys, got "
+                          f"{type(data).__name__}")
+    return data or {}
 
 
 def config_hash(config: dict) -> str:
@@ -121,7 +146,8 @@ def section_hash(config: dict, keys: Iterable[str]) -> str:
 
 def train_settings(config: dict, dataset: str) -> dict[str, Any]:
     """The training settings for ``dataset``: Note-1 defaults overridden by its Table-2 row."""
-    train = {k: v for k, v in config["train"].items() if k not in ("per_dataset", "seeds")}
+    train = {k: v for k, v in config["train"].items()
+             if k not in ("per_dataset", "seeds", "max_skipped_share")}
     train.update(config["train"].get("per_dataset", {}).get(dataset, {}))
     train["ce_lr"] = config["ce"]["lr"]
     train["n_epochs"] = config["model"]["n_epochs"]
@@ -140,3 +166,22 @@ def eps_grid(config: dict) -> list[float]:
 
     g = config["robust"]["eps_grid"]
     return [float(e) for e in np.linspace(g["start"], g["stop"], g["num"])]
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m ctpaper.config FILE...``: load, merge and validate config files the way the
+    workflow does, naming the file and line of a YAML error (Snakemake's own message does not)."""
+    import sys
+
+    files = list(sys.argv[1:] if argv is None else argv)
+    try:
+        load(*files)
+    except ConfigError as err:
+        print(err, file=sys.stderr)
+        return 1
+    print(f"valid configuration: {' + '.join(map(str, files)) or DEFAULT_CONFIG}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

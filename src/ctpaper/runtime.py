@@ -1,8 +1,17 @@
-"""What every rule script needs: logging to the rule's log, torch threads, provenance, atomic writes."""
+"""What every rule script needs: logging to the rule's log, torch threads, provenance, atomic
+writes with a recorded checksum, and verified reads.
+
+Every intermediate is written through ``atomic_path`` (``write_json``, ``write_parquet``,
+``save_model``, figures, tables), which records the file's sha256 beside it (``<file>.sha256``).
+Readers go through ``read_parquet`` / ``read_json`` / ``read_csv`` / ``verified``: a file whose
+bytes no longer match, or that cannot be parsed, raises ``IntegrityError`` naming the file and
+saying to delete it and rerun, so a corrupt or truncated intermediate is never used.
+"""
 
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import logging
 import os
@@ -15,6 +24,92 @@ from pathlib import Path
 from typing import Iterable, Iterator
 
 log = logging.getLogger("ctpaper")
+_CHUNK = 1 << 20
+
+
+class UserError(Exception):
+    """A problem the user can fix (bad setting, corrupt file, diverged training): rule scripts
+    report its message without a traceback."""
+
+
+class IntegrityError(UserError):
+    """An intermediate file that is corrupt, truncated or was changed after it was written."""
+
+
+def sha256_file(path: str | Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while chunk := fh.read(_CHUNK):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def checksum_path(path: str | Path) -> Path:
+    """Where the sha256 of ``path`` is recorded: ``<path>.sha256`` beside it."""
+    path = Path(path)
+    return path.with_name(path.name + ".sha256")
+
+
+def _rebuild_hint(path: Path) -> str:
+    return f"delete it (rm '{path}') and rerun snakemake, which rebuilds it"
+
+
+def verified(path: str | Path) -> Path:
+    """``path``, after checking its bytes against the sha256 recorded when it was written.
+
+    Files without a recorded checksum (written outside the pipeline) are only checked by parsing.
+    """
+    path = Path(path)
+    sidecar = checksum_path(path)
+    if not path.is_file():
+        raise IntegrityError(f"{path}: file not found; rerun snakemake to rebuild it")
+    if sidecar.is_file():
+        expected = sidecar.read_text().split()[0] if sidecar.read_text().strip() else ""
+        actual = sha256_file(path)
+        if actual != expected:
+            raise IntegrityError(f"{path}: corrupt (sha256 {actual[:12]}... differs from "
+                                 f"{expected[:12] or 'nothing'}... recorded in {sidecar.name} when "
+                                 f"it was written); {_rebuild_hint(path)}")
+    return path
+
+
+def _parse(path: str | Path, reader, what: str):
+    path = verified(path)
+    try:
+        return reader(path)
+    except (UserError, MemoryError):
+        raise
+    except Exception as err:  # any parser failure means the file is unusable
+        raise IntegrityError(f"{path}: cannot be read as {what} ({type(err).__name__}: "
+                             f"{str(err)[:200]}); the file is corrupt or truncated: "
+                             f"{_rebuild_hint(path)}") from None
+
+
+def read_parquet(path: str | Path, **kwargs):
+    """``pandas.read_parquet`` of a verified file (see module docstring)."""
+    import pandas as pd
+
+    return _parse(path, lambda p: pd.read_parquet(p, **kwargs), "Parquet")
+
+
+def read_csv(path: str | Path, **kwargs):
+    """``pandas.read_csv`` of a verified file."""
+    import pandas as pd
+
+    return _parse(path, lambda p: pd.read_csv(p, **kwargs), "CSV")
+
+
+def read_json(path: str | Path):
+    """The parsed JSON of a verified file."""
+    return _parse(path, lambda p: json.loads(p.read_text()), "JSON")
+
+
+def read_torch(path: str | Path):
+    """``torch.load(weights_only=True)`` of a verified file (a model or VAE)."""
+    import torch
+
+    return _parse(path, lambda p: torch.load(p, map_location="cpu", weights_only=True),
+                  "a torch file")
 
 
 def set_threads(n: int) -> None:
@@ -73,8 +168,13 @@ def rule_context(smk) -> Iterator[logging.Logger]:
     """Run a rule script body: log to the rule's log file, set threads, record where the job ran.
 
     ``smk`` is the ``snakemake`` object of a script directive. The first log line records the
-    SLURM job id (``slurm_job_id=...``) so that cluster runs can be audited.
+    SLURM job id (``slurm_job_id=...``) so that cluster runs can be audited. ``smk.config`` is
+    replaced by the keys the rule declares in ``ctpaper.config_reads`` (the same keys its params
+    hash), so reading an undeclared key fails the job instead of going unnoticed by reruns.
     """
+    from ctpaper.config_reads import declared_view
+
+    smk.config = declared_view(smk.config, smk.rule, dict(smk.wildcards))
     handlers: list[logging.Handler] = [logging.StreamHandler(sys.stderr)]
     if len(smk.log):
         Path(smk.log[0]).parent.mkdir(parents=True, exist_ok=True)
@@ -88,6 +188,10 @@ def rule_context(smk) -> Iterator[logging.Logger]:
     t0 = time.perf_counter()
     try:
         yield log
+    except UserError as err:
+        # a message, not a traceback: the user fixes a setting or deletes a file
+        log.error("rule %s failed: %s", smk.rule, err)
+        raise SystemExit(1) from None
     except Exception:
         log.exception("rule %s failed", smk.rule)
         raise
@@ -96,16 +200,22 @@ def rule_context(smk) -> Iterator[logging.Logger]:
 
 @contextlib.contextmanager
 def atomic_path(path: str | Path) -> Iterator[Path]:
-    """Yield a temporary sibling path; rename it onto ``path`` only if the block succeeds."""
+    """Yield a temporary sibling path; rename it onto ``path`` only if the block succeeds, and
+    record its sha256 beside it (``checksum_path``)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    sidecar = checksum_path(path)
+    tmp_sum = sidecar.with_name(f".{sidecar.name}.tmp-{os.getpid()}")
     try:
         yield tmp
+        tmp_sum.write_text(f"{sha256_file(tmp)}  {path.name}\n")
         os.replace(tmp, path)
+        os.replace(tmp_sum, sidecar)
     finally:
-        if tmp.exists():
-            tmp.unlink()
+        for t in (tmp, tmp_sum):
+            if t.exists():
+                t.unlink()
 
 
 def write_json(obj, path: str | Path) -> None:

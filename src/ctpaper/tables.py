@@ -11,7 +11,6 @@ count as separate runs of the comparison (the CT and BL values of a run are pair
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 from pathlib import Path
@@ -21,6 +20,7 @@ import numpy as np
 import pandas as pd
 
 from ctpaper.config import LABELS, TABLE_ORDER, dataset_kind, train_settings
+from ctpaper.runtime import read_json, read_parquet
 
 log = logging.getLogger(__name__)
 
@@ -173,7 +173,7 @@ def _runs_text(ns: list[int]) -> str:
 
 def load_ces(paths: Iterable[str | Path]) -> pd.DataFrame:
     """Concatenate ces.parquet files (several seeds of one dataset/family)."""
-    frames = [pd.read_parquet(p) for p in paths]
+    frames = [read_parquet(p) for p in paths]
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
 
 
@@ -291,6 +291,8 @@ def performance(perf: pd.DataFrame) -> pd.DataFrame:
                 vals = s[metric].astype(float)
                 row[f"{model}_{metric}"] = float(vals.mean()) if len(vals) else math.nan
                 row[f"{model}_{metric}_sd"] = float(vals.std(ddof=1)) if len(vals) > 1 else math.nan
+            # fewest distinct test-set predictions over seeds: 1 flags a single-class model
+            row[f"{model}_min_pred_classes"] = int(s["n_pred_classes"].min()) if len(s) else 0
         rows.append(row)
     return pd.DataFrame(rows)
 
@@ -423,9 +425,9 @@ def _ces_by_dataset(ces_paths: Iterable[str | Path]) -> dict[tuple[str, str], pd
 
 def make_table(name: str, inputs: list[str], csv_path: str, md_path: str, config: dict) -> pd.DataFrame:
     """Build table ``name`` from the rule's input files (paths follow workflow/rules/common.smk)."""
-    tcfg = config["tables"]
-    pm_rule, ci_level = tcfg["pm_rule"], float(tcfg["ci_level"])
     if name in ("table1", "table3"):
+        tcfg = config["tables"]
+        pm_rule, ci_level = tcfg["pm_rule"], float(tcfg["ci_level"])
         comp = comparisons(_ces_by_dataset(p for p in inputs if p.endswith("ces.parquet")), pm_rule,
                            ci_level)
         if name == "table1":
@@ -437,12 +439,12 @@ def make_table(name: str, inputs: list[str], csv_path: str, md_path: str, config
     elif name == "table2":
         metas = {}
         for p in inputs:
-            meta = json.loads(Path(p).read_text())
+            meta = read_json(p)
             metas[meta["dataset"]] = meta
         df = table2(config, metas)
         md = table2_markdown(df, config)
     elif name == "performance":
-        perf = pd.concat([pd.read_parquet(p) for p in inputs], ignore_index=True)
+        perf = pd.concat([read_parquet(p) for p in inputs], ignore_index=True)
         df = performance(perf)
         md = performance_markdown(df)
     else:

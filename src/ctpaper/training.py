@@ -29,6 +29,7 @@ from torch import Tensor
 
 from ctpaper.data.io import Dataset
 from ctpaper.models import build_model
+from ctpaper.runtime import UserError
 from ctpaper.search import SearchConfig, protect, search, target_logit
 
 log = logging.getLogger("ctpaper.training")
@@ -38,7 +39,12 @@ OBJECTIVES = ("full", "vanilla", "energy", "adversarial")
 TERMS = {"full": ("div", "reg", "adv"), "vanilla": (), "energy": ("div", "reg"),
          "adversarial": ("adv",)}
 LOG_COLUMNS = ["epoch", "train_acc", "val_acc", "loss_clf", "loss_div", "loss_reg", "loss_adv",
-               "prop_mature", "mean_steps", "n_skipped", "seconds"]
+               "prop_mature", "mean_steps", "n_skipped", "skipped_share", "seconds"]
+
+
+class TrainingFailed(UserError):
+    """Training diverged (non-finite parameters, too many skipped updates, optimiser overflow):
+    the model must not be evaluated or reported."""
 
 
 @dataclass
@@ -174,6 +180,7 @@ def _optimizer(model, settings: dict):
 def train(dataset: Dataset, settings: dict, objective: str, family: str, seed: int, *,
           vae=None,
           on_epoch_end: Callable[[int, torch.nn.Module, CEData | None], None] | None = None,
+          max_skipped_share: float = 1.0, label: str | None = None,
           ) -> tuple[torch.nn.Module, pd.DataFrame]:
     """Train one model (method 5); returns ``(model, log)`` with one log row per epoch.
 
@@ -181,7 +188,11 @@ def train(dataset: Dataset, settings: dict, objective: str, family: str, seed: i
     ``family``: free | protected: mutability of the training search and of the x+ protection.
     ``vae``: the fitted VAE when ``settings["generator"] == "revise"``.
     ``on_epoch_end(epoch, model, ce)``: called after every epoch with that epoch's CE data (or None).
+    Health checks (``TrainingFailed``, naming ``label``, default the dataset, and the epoch): the
+    parameters become non-finite, the optimiser step overflows, or more than ``max_skipped_share``
+    of an epoch's updates are skipped for a non-finite loss.
     """
+    where = label or f"dataset {dataset.name}"
     if objective not in OBJECTIVES:
         raise ValueError(f"unknown objective {objective!r}; known: {', '.join(OBJECTIVES)}")
     g = torch.Generator().manual_seed(int(seed))
@@ -239,7 +250,12 @@ def train(dataset: Dataset, settings: dict, objective: str, family: str, seed: i
                 continue
             opt.zero_grad(set_to_none=True)
             loss.backward()
-            opt.step()
+            try:
+                opt.step()
+            except RuntimeError as err:  # e.g. an lr so large that Adam's step overflows float32
+                raise TrainingFailed(f"{where}: epoch {epoch} batch {b}: the optimiser step failed "
+                                     f"({err}); model.lr = {settings['model_lr']:g} is too large"
+                                     ) from None
             counted += 1
             for k, v in parts.items():
                 sums[k] += float(v.detach())
@@ -255,6 +271,8 @@ def train(dataset: Dataset, settings: dict, objective: str, family: str, seed: i
         row["prop_mature"] = float(all_ces.mature.float().mean()) if all_ces is not None else math.nan
         row["mean_steps"] = float(all_ces.steps.float().mean()) if all_ces is not None else math.nan
         row["n_skipped"] = n_skipped
+        row["skipped_share"] = n_skipped / nb
+        _check_health(model, epoch, n_skipped, nb, max_skipped_share, where)
         if on_epoch_end is not None:
             on_epoch_end(epoch, model, all_ces)
         row["seconds"] = time.perf_counter() - t0
@@ -269,6 +287,20 @@ def train(dataset: Dataset, settings: dict, objective: str, family: str, seed: i
     frame["n_skipped"] = frame["n_skipped"].astype("int64")
     model.eval()
     return model, frame
+
+
+def _check_health(model, epoch: int, n_skipped: int, n_batches: int, max_share: float,
+                  where: str) -> None:
+    """Fail loudly instead of reporting a diverged model (see ``train``)."""
+    bad = [name for name, p in model.named_parameters() if not bool(torch.isfinite(p).all())]
+    if bad:
+        raise TrainingFailed(f"{where}: epoch {epoch}: model parameters became non-finite "
+                             f"({', '.join(bad)}); training diverged, lower model.lr")
+    if n_skipped / n_batches > max_share:
+        raise TrainingFailed(f"{where}: epoch {epoch}: {n_skipped} of {n_batches} updates skipped "
+                             f"for a non-finite loss ({n_skipped / n_batches:.0%}), more than "
+                             f"train.max_skipped_share = {max_share:g}; training diverged, lower "
+                             "model.lr")
 
 
 def chunk_sizes(nce: int, n_batches: int) -> list[int]:
@@ -287,10 +319,6 @@ def _offsets(sizes: list[int]) -> list[int]:
 
 # ---- the train_model rule -----------------------------------------------------------------------------
 MODELS = ("bl", "ct_free", "ct_protected")
-# Config sections a trained model depends on (recorded as its config hash).
-CONFIG_SECTIONS = ("seed", "data", "model", "ce", "train")
-# Settings that can change a ``vanilla`` (BL) run; every other training setting is CT-only.
-BL_KEYS = ("batch_size", "n_epochs", "model_lr", "lambda_clf", "arch", "hidden", "init")
 
 
 def model_objective_family(model: str, settings: dict) -> tuple[str, str]:
@@ -302,29 +330,27 @@ def model_objective_family(model: str, settings: dict) -> tuple[str, str]:
     raise ValueError(f"unknown model {model!r}; known: {', '.join(MODELS)}")
 
 
-def model_settings(config: dict, dataset: str) -> dict:
-    """``train_settings`` plus the model keys (arch, hidden, init) of ``config["model"]``."""
+def model_settings(config: dict, dataset: str, model: str = "ct_free") -> dict:
+    """The settings ``model`` is trained with: for CT ``train_settings`` (Note 1 merged with Table
+    2), for BL only what a ``vanilla`` run uses (so tuning CT never re-trains BL); plus the model
+    keys (arch, hidden, init) of ``config["model"]``."""
     from ctpaper.config import train_settings
 
-    s = train_settings(config, dataset)
+    if model == "bl":
+        s = {"batch_size": config["train"]["per_dataset"][dataset]["batch_size"],
+             "lambda_clf": config["train"]["lambda_clf"],
+             "n_epochs": config["model"]["n_epochs"], "model_lr": config["model"]["lr"]}
+    else:
+        s = train_settings(config, dataset)
     s.update(arch=config["model"]["arch"], hidden=config["model"]["hidden"],
              init=config["model"]["init"])
-    return s
-
-
-def relevant_settings(config: dict, dataset: str, model: str) -> dict:
-    """The settings a model actually depends on (Snakemake params: a change re-trains the model).
-    BL depends on none of the CT-only settings, so tuning CT never re-trains BL."""
-    s = model_settings(config, dataset)
-    if model == "bl":
-        return {k: s[k] for k in BL_KEYS if k in s}
     return s
 
 
 def run_training(data_dir, dataset: str, seed: int, model_name: str, config: dict,
                  model_path, log_path, vae_path=None) -> None:
     """Train ``model_name`` (bl | ct_free | ct_protected) on a prepared dataset; write model + log."""
-    from ctpaper.config import section_hash
+    from ctpaper.config_reads import reads_hash
     from ctpaper.data.io import load_dataset
     from ctpaper.models import model_spec, save_model
     from ctpaper.runtime import write_parquet
@@ -334,7 +360,7 @@ def run_training(data_dir, dataset: str, seed: int, model_name: str, config: dic
     ds = load_dataset(data_dir)
     if ds.name != dataset:
         raise ValueError(f"{data_dir} holds dataset {ds.name!r}, expected {dataset!r}")
-    settings = model_settings(config, dataset)
+    settings = model_settings(config, dataset, model_name)
     objective, family = model_objective_family(model_name, settings)
     vae = None
     if objective != "vanilla" and settings["generator"] == "revise":
@@ -346,12 +372,15 @@ def run_training(data_dir, dataset: str, seed: int, model_name: str, config: dic
     log.info("training %s/%s seed %d: objective=%s family=%s n_train=%d batches=%d", dataset,
              model_name, seed, objective, family, ds.X_train.shape[0],
              math.ceil(ds.X_train.shape[0] / settings["batch_size"]))
-    model, frame = train(ds, settings, objective, family, seed, vae=vae)
+    model, frame = train(ds, settings, objective, family, seed, vae=vae,
+                         max_skipped_share=float(config["train"]["max_skipped_share"]),
+                         label=f"dataset {dataset}, model {model_name}, seed {seed}")
     spec = model_spec(settings["arch"], ds.n_features, ds.n_classes, hidden=settings["hidden"],
                       init=settings["init"], dataset=dataset, model=model_name,
                       objective=objective, family=family, seed=int(seed),
-                      config_hash=section_hash(config, CONFIG_SECTIONS),
-                      settings=relevant_settings(config, dataset, model_name))
+                      config_hash=reads_hash(config, "train_model",
+                                             {"dataset": dataset, "model": model_name}),
+                      settings=settings)
     save_model(model, model_path, spec)
     write_parquet(frame, log_path)
     last = frame.iloc[-1]
@@ -371,4 +400,4 @@ def run_vae_training(data_dir, dataset: str, config: dict, out_path) -> None:
     log.info("VAE %s: final loss %.4f after %d epochs (%.1fs)", dataset, frame["loss"].iloc[-1],
              len(frame), frame["seconds"].sum())
     save_vae(vae, out_path, {"dataset": dataset, "seed": seed,
-                             "config_hash": section_hash(config, ("seed", "data"))})
+                             "config_hash": section_hash(config, ("seed",))})

@@ -180,3 +180,51 @@ def apt_install(*packages: str, timeout: int = 600) -> tuple[bool, str]:
         proc = subprocess.run([*base, "install", "--no-install-recommends", *packages], env=env,
                               capture_output=True, text=True)
     return proc.returncode == 0, (proc.stdout + proc.stderr)[-2000:]
+
+
+# ---- many dry runs, fast -------------------------------------------------------------------------
+def _dry_run_child(args: list[str], out_path: str) -> None:
+    """Run ``snakemake args`` in this (forked) process with stdout/stderr going to ``out_path``."""
+    fd = os.open(out_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+    os.dup2(fd, 1)
+    os.dup2(fd, 2)
+    os.environ.pop("SNAKEMAKE_PROFILE", None)
+    os.chdir(ROOT)
+    from snakemake.cli import main
+
+    try:
+        main(args)
+    except SystemExit as exc:
+        os._exit(int(exc.code or 0) if isinstance(exc.code, int) else 1)
+    os._exit(0)
+
+
+def forked_dry_runs(arg_lists: list[list[str]], out_dir: Path, processes: int = 2
+                    ) -> list[tuple[int, str]]:
+    """``[(exit code, output)]`` of ``snakemake -n`` for each argument list, run in processes
+    forked from this one (Snakemake and the workflow's imports are loaded once, which makes a dry
+    run ~4x cheaper than a fresh interpreter). At most ``processes`` run at a time."""
+    import snakemake.cli  # noqa: F401 - imported before forking
+    import ctpaper.training  # noqa: F401
+    import ctpaper.evaluation.attributions  # noqa: F401
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    results: list[tuple[int, str] | None] = [None] * len(arg_lists)
+    running: dict[int, tuple[int, Path]] = {}
+    pending = list(enumerate(arg_lists))
+    while pending or running:
+        while pending and len(running) < processes:
+            i, args = pending.pop(0)
+            out = out_dir / f"dry{i}.log"
+            pid = os.fork()
+            if pid == 0:  # child
+                try:
+                    _dry_run_child(["-n", "--nolock", *args], str(out))
+                finally:
+                    os._exit(1)
+            running[pid] = (i, out)
+        pid, status = os.wait()
+        if pid in running:
+            i, out = running.pop(pid)
+            results[i] = (os.waitstatus_to_exitcode(status), out.read_text())
+    return results  # type: ignore[return-value]

@@ -10,6 +10,15 @@ from ctpaper.config import (  # noqa: E402
     dataset_kind,
     validate as validate_config,
 )
+from ctpaper.config_reads import reads_hash  # noqa: E402
+
+# Snakemake's script directive does not quote the interpreter's or the script's path, so a path
+# with whitespace makes every job fail with exit code 127; refuse it up front instead.
+for _what, _path in (("the checkout", workflow.basedir), ("the working directory", os.getcwd()),
+                     ("the Python interpreter", sys.executable)):
+    if any(ch.isspace() for ch in str(_path)):
+        raise WorkflowError(f"{_what} path {str(_path)!r} contains whitespace, which Snakemake's "
+                            "script jobs cannot run from: move or clone it to a path without spaces")
 
 try:
     validate_config(config)
@@ -90,8 +99,20 @@ FIGURE_FILES = [f for n in FIGURE_NAMES for f in figure_files(n)]
 PAPER_FILES = [f"{R}/paper/paper.html", f"{R}/paper/paper.pdf"]
 
 
+def reads(rule):
+    """The params value of ``rule``: a hash of the config keys its jobs read (declared once, in
+    src/ctpaper/config_reads.py), so a config change reruns exactly the jobs that read it."""
+    return lambda wildcards: reads_hash(config, rule, wildcards)
+
+
+def project_path(*parts):
+    """A path in the checkout, relative to the working directory: inputs are recorded by path, so
+    absolute ones would make a copied or moved checkout rerun every job."""
+    return os.path.relpath(os.path.join(workflow.basedir, *parts))
+
+
 def code(*modules):
     """The library modules (paths under src/ctpaper/) a rule runs. They are inputs, so editing a
     figure's or a stage's module reruns that rule and what depends on it (shared infrastructure such
     as config.py and runtime.py is left out on purpose)."""
-    return [os.path.join(workflow.basedir, "src", "ctpaper", m) for m in modules]
+    return [project_path("src", "ctpaper", m) for m in modules]

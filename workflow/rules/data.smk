@@ -4,9 +4,6 @@
 #   prepare_data  one job per dataset: train.parquet (pool incl. is_val), test.parquet, meta.json.
 # Synthetic datasets have no raw files, so prepare_data takes the manifest only for real datasets.
 
-from ctpaper.config import section_hash  # noqa: E402
-from ctpaper.data.registry import CONFIG_SECTIONS  # noqa: E402
-
 
 def prepare_data_input(wildcards):
     if dataset_kind(wildcards.dataset) == "synthetic":
@@ -17,6 +14,8 @@ def prepare_data_input(wildcards):
 rule fetch_raw:
     output:
         RAW_MANIFEST,
+    params:
+        config_reads=reads("fetch_raw"),
     wildcard_constraints:
         dataset="|".join(REAL_DATASETS) or "(?!)",
     log:
@@ -42,9 +41,7 @@ rule prepare_data:
         test=DATA["test.parquet"],
         meta=DATA["meta.json"],
     params:
-        # changes of the config sections the data depends on (seed, data, incl. data.synthetic.rng)
-        # re-run the preparation
-        config_hash=section_hash(config, CONFIG_SECTIONS),
+        config_reads=reads("prepare_data"),
     log:
         f"{LOGS}/prepare_data/{{dataset}}.log",
     benchmark:

@@ -45,6 +45,8 @@ rule evaluate_ces:
     output:
         ces=CES,
         mmd=MMD,
+    params:
+        config_reads=reads("evaluate_ces"),
     log:
         f"{LOGS}/evaluate_ces/{{dataset}}_seed{{seed}}_{{family}}.log",
     benchmark:
@@ -64,6 +66,8 @@ rule robustness:
         **_model_files(ROBUSTNESS_MODELS),
     output:
         ROBUSTNESS,
+    params:
+        config_reads=reads("robustness"),
     log:
         f"{LOGS}/robustness/{{dataset}}_seed{{seed}}.log",
     benchmark:
@@ -83,6 +87,8 @@ rule performance:
         **_model_files(PERFORMANCE_MODELS),
     output:
         PERFORMANCE,
+    params:
+        config_reads=reads("performance"),
     log:
         f"{LOGS}/performance/{{dataset}}_seed{{seed}}.log",
     benchmark:
@@ -104,6 +110,8 @@ if "mnist" in DATASETS:
             **_model_files(IG_MODELS, "mnist"),
         output:
             IG_MAPS,
+        params:
+            config_reads=reads("integrated_gradients"),
         log:
             f"{LOGS}/integrated_gradients/mnist_seed{{seed}}.log",
         benchmark:
@@ -129,6 +137,8 @@ rule ig_summary:
         **_model_files(IG_MODELS),
     output:
         IG_SUMMARY,
+    params:
+        config_reads=reads("ig_summary"),
     log:
         f"{LOGS}/ig_summary/{{dataset}}_seed{{seed}}.log",
     benchmark:

@@ -14,9 +14,7 @@
 # Figures use the first training seed's models (FIG_SEED); tables, Figure 3 and the maturity curves
 # use every configured seed (seeds x runs are the runs of a comparison).
 
-from ctpaper.config import section_hash  # noqa: E402
-
-PAPER_DIR = os.path.join(workflow.basedir, "paper")
+PAPER_DIR = project_path("paper")
 PAPER_SOURCES = sorted(
     os.path.join(dp, f)
     for sub in ("", "filters", "sections", "typst")
@@ -71,7 +69,7 @@ rule table_scores:
     wildcard_constraints:
         name="table1|table3",
     params:
-        tables=config["tables"],
+        config_reads=reads("table_scores"),
     log:
         f"{LOGS}/table_scores/{{name}}.log",
     benchmark:
@@ -94,7 +92,7 @@ rule table_settings:
     wildcard_constraints:
         name="table2",
     params:
-        config_hash=section_hash(config, ["train", "model", "ce", "data", "eval"]),
+        config_reads=reads("table_settings"),
     log:
         f"{LOGS}/table_settings/{{name}}.log",
     benchmark:
@@ -116,6 +114,8 @@ rule table_performance:
         md=f"{TABLE}.md",
     wildcard_constraints:
         name="performance",
+    params:
+        config_reads=reads("table_performance"),
     log:
         f"{LOGS}/table_performance/{{name}}.log",
     benchmark:
@@ -140,7 +140,7 @@ rule figure_fig1:
         pdf=f"{R}/figures/fig1.pdf",
         stats=FIG_STATS.format(name="fig1"),
     params:
-        config_hash=section_hash(config, ["figures", "data", "model", "ce", "train"]),
+        config_reads=reads("figure_fig1"),
     log:
         f"{LOGS}/figure_fig1/fig1.log",
     benchmark:
@@ -167,7 +167,7 @@ if HAS_MNIST:
             pdf=f"{R}/figures/fig2.pdf",
             stats=FIG_STATS.format(name="fig2"),
         params:
-            config_hash=section_hash(config, ["figures", "ce", "train"]),
+            config_reads=reads("figure_fig2"),
         log:
             f"{LOGS}/figure_fig2/fig2.log",
         benchmark:
@@ -191,7 +191,7 @@ if HAS_MNIST:
         wildcard_constraints:
             name="fig4|fig5",
         params:
-            config_hash=section_hash(config, ["figures", "ce", "train"]),
+            config_reads=reads("figure_fig45"),
         log:
             f"{LOGS}/figure_fig45/{{name}}.log",
         benchmark:
@@ -211,6 +211,8 @@ rule figure_fig3:
     output:
         png=f"{R}/figures/fig3.png",
         pdf=f"{R}/figures/fig3.pdf",
+    params:
+        config_reads=reads("figure_fig3"),
     log:
         f"{LOGS}/figure_fig3/fig3.log",
     benchmark:
@@ -230,6 +232,8 @@ rule figure_maturity:
     output:
         png=f"{R}/figures/maturity.png",
         pdf=f"{R}/figures/maturity.pdf",
+    params:
+        config_reads=reads("figure_maturity"),
     log:
         f"{LOGS}/figure_maturity/maturity.log",
     benchmark:
@@ -263,6 +267,7 @@ rule provenance:
         PROVENANCE,
     params:
         bench_dir=BENCH,
+        config_reads=reads("provenance"),
     log:
         f"{LOGS}/provenance/provenance.log",
     benchmark:
@@ -286,12 +291,13 @@ rule paper_values:
         # the free family's counterfactuals: shares of valid and mature CEs per dataset and model
         ces=[p for p in _all(CES) if os.path.basename(os.path.dirname(p)) == "free"],
         logs=CT_LOGS,
+        train_logs=[f for f in MODEL_FILES if f.endswith("log.parquet")],  # skipped updates
         ig=IG_SUMMARIES,
         provenance=PROVENANCE,
     output:
         PAPER_VALUES,
     params:
-        config_hash=section_hash(config, [k for k in config if k != "paths"]),
+        config_reads=reads("paper_values"),
     log:
         f"{LOGS}/paper_values/values.log",
     benchmark:
@@ -317,6 +323,7 @@ rule render_paper:
         pdf=PAPER_FILES[1],
     params:
         build_dir=f"{R}/paper/build",
+        config_reads=reads("render_paper"),
         tables=PAPER_TABLES,
         figures=PAPER_FIGURES,
     log:

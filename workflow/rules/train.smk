@@ -6,8 +6,6 @@
 # Params hold the settings each model depends on, so changing a CT-only setting re-trains the CT
 # models but never BL.
 
-from ctpaper.training import relevant_settings  # noqa: E402
-
 # Sized from the full-config run (results/benchmarks/train_model/*.tsv): peak RSS synthetic 405 MB,
 # tabular <= 505 MB, MNIST <= 850 MB; wall time per job <= 1 min (synthetic, tabular) and <= 3.5 min
 # (MNIST CT) on a heavily shared 2-core machine. mem_mb ~ 2x the peak, runtime (minutes) >= 5x.
@@ -40,7 +38,7 @@ rule train_model:
         model=MODEL_PT,
         log=MODEL_LOG,
     params:
-        settings=lambda wc: relevant_settings(config, wc.dataset, wc.model),
+        config_reads=reads("train_model"),
     log:
         f"{LOGS}/train_model/{{dataset}}/seed{{seed}}/{{model}}.log",
     benchmark:
@@ -60,7 +58,7 @@ rule train_vae:
     output:
         VAE,
     params:
-        seed=config["seed"]["global"],
+        config_reads=reads("train_vae"),
     log:
         f"{LOGS}/train_vae/{{dataset}}.log",
     benchmark:

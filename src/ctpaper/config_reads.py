@@ -1,0 +1,255 @@
+"""Which config keys each rule reads: the one table rerun decisions are derived from.
+
+``READS[rule]`` lists the config key paths whose values the rule's results depend on. A rule's
+Snakemake ``params`` carry a hash of exactly those values (``reads_hash``), so changing a key reruns
+the rules that read it (and, through their outputs, everything downstream) and nothing else.
+``NO_RERUN[rule]`` lists keys a rule reads that cannot change its outputs (where raw files lie,
+health-check thresholds that only decide whether a job fails); they are not rerun triggers.
+
+At run time a rule script sees only its declared keys (``declared_view``, applied by
+``runtime.rule_context``): reading any other key fails the job and names the key and this file,
+so the table cannot silently fall behind the code.
+
+Entry syntax, applied in order (the last entry that covers a key decides):
+  ``eval.tau``                         the key and everything below it
+  ``!train.seeds``                     exclude a subtree included by an earlier entry
+  ``train.per_dataset.{dataset}``      ``{dataset}`` / ``{kind}`` / any wildcard of the rule
+  ``data.synthetic if kind=synthetic`` only for jobs whose wildcard (or ``kind``) matches
+                                       (``fnmatch`` patterns, e.g. ``if model=ct_*``)
+Keys in ``STRUCTURAL`` change which jobs exist (datasets, seeds, the results root); Snakemake's
+missing-output and changed-input-set triggers handle them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from fnmatch import fnmatch
+from typing import Any, Iterable, Mapping
+
+from ctpaper.config import ConfigError, dataset_kind
+
+READS_FILE = "src/ctpaper/config_reads.py"
+
+# Settings shared by every CT model (training search, losses, schedule); BL reads none of them.
+_CT_TRAIN = ["train", "!train.seeds", "!train.per_dataset", "train.per_dataset.{dataset}"]
+_CE_SEARCH_BOUNDS = ["ce.lr", "train.adv_eps", "train.adv_eps_strict"]
+_EVERYTHING = ["seed", "datasets", "families", "data", "model", "ce", "train", "eval", "robust",
+               "ig", "tables", "figures"]
+
+READS: dict[str, list[str]] = {
+    "fetch_raw": [],
+    "prepare_data": [
+        "seed.global", "seed.data", "data.domain_n_sigma",
+        "data.synthetic if kind=synthetic",
+        "data.tabular_pool_fraction if kind=tabular",
+        "data.mnist_per_class if kind=mnist",
+    ],
+    "train_model": [
+        "model.arch", "model.hidden", "model.init", "model.lr", "model.n_epochs",
+        "train.lambda_clf", "train.per_dataset.{dataset}.batch_size",
+        *(f"{k} if model=ct_*" for k in [*_CT_TRAIN, "!train.max_skipped_share", "ce.lr"]),
+    ],
+    "train_vae": ["seed.global"],
+    "evaluate_ces": [
+        "seed.global", "ce.lr", "train.adv_eps", "train.adv_eps_strict",
+        "eval", "!eval.n_individuals", "eval.n_individuals.{kind}",
+    ],
+    "robustness": ["robust.eps_grid"],
+    "performance": [],
+    "integrated_gradients": ["seed.global", "ig"],
+    "ig_summary": ["seed.global", "ig"],
+    "table_scores": ["tables.pm_rule", "tables.ci_level"],
+    "table_settings": [
+        "datasets", "train", "!train.seeds", "!train.max_skipped_share", "model", "ce.lr",
+        "data.domain_n_sigma",
+        "eval.generator", "eval.tau", "eval.T", "eval.lambda_cst", "eval.lambda_egy_grid",
+        "eval.n_runs",
+    ],
+    "table_performance": [],
+    "figure_fig1": ["figures.seed", "figures.fig1", "data.synthetic.centers", "data.domain_n_sigma",
+                    "model.init", *_CE_SEARCH_BOUNDS],
+    "figure_fig2": ["figures.seed", "figures.fig2", *_CE_SEARCH_BOUNDS],
+    "figure_fig45": ["figures.seed", "figures.fig45", *_CE_SEARCH_BOUNDS],
+    "figure_fig3": [],
+    "figure_maturity": [],
+    # the config hash the paper quotes covers every setting that shapes a result
+    "provenance": _EVERYTHING,
+    "paper_values": _EVERYTHING,
+    "render_paper": [],
+}
+
+NO_RERUN: dict[str, list[str]] = {
+    "fetch_raw": ["paths.raw_dir", "paths.raw_mirror", "paths.download"],
+    "train_model": ["train.max_skipped_share"],
+}
+
+# Keys that change the set of jobs rather than a job's result (see the module docstring).
+STRUCTURAL = {
+    "paths.results": "moves every output: a new results tree is built",
+    "datasets": "adds or removes the jobs of a dataset; aggregating rules see a new set of inputs",
+    "families": "adds or removes the jobs of a family",
+    "train.seeds": "adds or removes the jobs of a training seed",
+}
+
+
+class UndeclaredConfigRead(ConfigError):
+    """A rule read a config key that ``READS``/``NO_RERUN`` does not declare for it."""
+
+
+def _entries(rule: str, table: Mapping[str, list[str]]) -> list[str]:
+    if rule not in READS:
+        raise UndeclaredConfigRead(f"rule {rule!r} has no entry in READS of {READS_FILE}: add one "
+                                   "listing the config keys it reads (docs/design.md)")
+    return list(table.get(rule, []))
+
+
+def _context(wildcards: Mapping[str, str] | None) -> dict[str, str]:
+    ctx = {k: str(v) for k, v in dict(wildcards or {}).items()}
+    if "dataset" in ctx:
+        ctx["kind"] = dataset_kind(ctx["dataset"])
+    return ctx
+
+
+def _patterns(entries: Iterable[str], ctx: Mapping[str, str]) -> list[tuple[bool, tuple[str, ...]]]:
+    """[(include?, key path)] of the entries that apply to a job with wildcards ``ctx``."""
+    out = []
+    for entry in entries:
+        path, _, cond = entry.partition(" if ")
+        if cond:
+            name, _, pattern = cond.partition("=")
+            if name not in ctx:
+                raise UndeclaredConfigRead(f"{READS_FILE}: condition {cond!r} names no wildcard "
+                                           f"of the job (has: {', '.join(sorted(ctx)) or 'none'})")
+            if not fnmatch(ctx[name], pattern):
+                continue
+        include = not path.startswith("!")
+        path = path.lstrip("!")
+        if "{" in path:
+            try:
+                path = path.format(**ctx)
+            except KeyError as err:
+                raise UndeclaredConfigRead(f"{READS_FILE}: {entry!r} uses wildcard {err} the job "
+                                           "does not have") from None
+        out.append((include, tuple(path.split("."))))
+    return out
+
+
+def covers(rule: str, key: str | tuple[str, ...], wildcards: Mapping[str, str] | None = None,
+           table: Mapping[str, list[str]] = READS) -> bool:
+    """Whether a job of ``rule`` with ``wildcards`` reads config key ``key`` (per ``table``)."""
+    parts = tuple(key.split(".")) if isinstance(key, str) else tuple(key)
+    verdict = False
+    for include, path in _patterns(_entries(rule, table), _context(wildcards)):
+        if parts[: len(path)] == path:      # the key lies in the entry's subtree
+            verdict = include
+        elif path[: len(parts)] == parts and include:  # the key's subtree holds a declared key
+            verdict = True
+    return verdict
+
+
+def declared_readers(key: str) -> dict[str, list[str]]:
+    """``{"reads": rules, "no_rerun": rules}`` that may read ``key`` for some job (wildcard
+    placeholders match any value, conditions are assumed to hold); both empty = undeclared."""
+    parts = key.split(".")
+
+    def matches(path: list[str]) -> bool:
+        n = min(len(path), len(parts))
+        return all(p.startswith("{") or p == q for p, q in zip(path[:n], parts[:n]))
+
+    out: dict[str, list[str]] = {"reads": [], "no_rerun": []}
+    for kind, table in (("reads", READS), ("no_rerun", NO_RERUN)):
+        for rule, entries in table.items():
+            verdict = False
+            for entry in entries:
+                path = entry.partition(" if ")[0]
+                include = not path.startswith("!")
+                segs = path.lstrip("!").split(".")
+                if matches(segs) and (include or len(segs) <= len(parts)):
+                    verdict = include
+            if verdict:
+                out[kind].append(rule)
+    return out
+
+
+_SKIP = object()  # "not selected" (None is a config value)
+
+
+def _select(node: Any, path: tuple[str, ...], pats: list[tuple[bool, tuple[str, ...]]]) -> Any:
+    """The part of ``node`` (at ``path``) that the include/exclude patterns select, or _SKIP."""
+    decided = False
+    for include, p in pats:
+        if path[: len(p)] == p:
+            decided = include
+    below = [(inc, p) for inc, p in pats if len(p) > len(path) and p[: len(path)] == path]
+    if not isinstance(node, dict) or not below:
+        return node if decided else _SKIP
+    out = {}
+    for k, v in node.items():
+        sub = _select(v, path + (str(k),), pats)
+        if sub is not _SKIP:
+            out[k] = sub
+    if out or (decided and not node):
+        return out
+    return _SKIP
+
+
+def declared_subset(config: Mapping, rule: str, wildcards: Mapping[str, str] | None = None,
+                    table: Mapping[str, list[str]] = READS) -> dict:
+    """The nested part of ``config`` that a job of ``rule`` declares in ``table``."""
+    pats = _patterns(_entries(rule, table), _context(wildcards))
+    out = _select(dict(config), (), pats)
+    return {} if out is _SKIP else out
+
+
+def reads_hash(config: Mapping, rule: str, wildcards: Mapping[str, str] | None = None) -> str:
+    """Hash of the config values a job of ``rule`` reads: the rule's rerun trigger (``params``)."""
+    blob = json.dumps(declared_subset(config, rule, wildcards), sort_keys=True, default=str)
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+class DeclaredConfig(dict):
+    """A config (sub)tree holding only the keys a rule declares. Reading a key that exists in the
+    full config but is not declared raises ``UndeclaredConfigRead`` (also through ``get``)."""
+
+    def __init__(self, declared: Mapping, full: Mapping, rule: str, path: tuple[str, ...] = ()):
+        super().__init__()
+        self._full, self._rule, self._path = full, rule, path
+        for k, v in declared.items():
+            if isinstance(v, dict) and isinstance(full.get(k), dict):
+                v = DeclaredConfig(v, full[k], rule, path + (str(k),))
+            dict.__setitem__(self, k, v)
+
+    def _undeclared(self, key) -> UndeclaredConfigRead:
+        name = ".".join([*self._path, str(key)])
+        return UndeclaredConfigRead(
+            f"rule {self._rule} read config key {name}, which {READS_FILE} does not declare for "
+            f"it: add {name!r} to READS[{self._rule!r}] (or NO_RERUN if it cannot change outputs)")
+
+    def __missing__(self, key):
+        if key in self._full:
+            raise self._undeclared(key)
+        raise KeyError(key)
+
+    def get(self, key, default=None):
+        if dict.__contains__(self, key):
+            return dict.__getitem__(self, key)
+        if key in self._full:
+            raise self._undeclared(key)
+        return default
+
+    def __reduce__(self):  # copies and pickles are plain dicts of the declared keys
+        return dict, (dict(self),)
+
+    def __deepcopy__(self, memo):
+        import copy
+
+        return copy.deepcopy({k: v for k, v in self.items()}, memo)
+
+
+def declared_view(config: Mapping, rule: str, wildcards: Mapping[str, str] | None = None
+                  ) -> DeclaredConfig:
+    """What a rule script may read: its READS plus NO_RERUN keys (see ``DeclaredConfig``)."""
+    pats = _patterns([*_entries(rule, READS), *NO_RERUN.get(rule, [])], _context(wildcards))
+    out = _select(dict(config), (), pats)
+    return DeclaredConfig({} if out is _SKIP else out, config, rule)
