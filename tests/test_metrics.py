@@ -151,6 +151,8 @@ def test_accuracy_and_macro_f1():
     model = linear([[1.0, 0.0], [0.0, 1.0]], [0.0, 0.0])
     x = torch.tensor([[1.0, 0.0], [1.0, 0.0], [0.0, 1.0], [1.0, 0.0]])
     y = torch.tensor([0, 0, 1, 1])                 # predictions 0, 0, 1, 0
-    acc, f1 = accuracy_f1(model, x, y)
+    acc, f1, n_pred = accuracy_f1(model, x, y)
     # class 0: P = 2/3, R = 1 -> F1 0.8; class 1: P = 1, R = 1/2 -> F1 2/3
-    assert acc == 0.75 and f1 == pytest.approx((0.8 + 2 / 3) / 2)
+    assert acc == 0.75 and f1 == pytest.approx((0.8 + 2 / 3) / 2) and n_pred == 2
+    # a model that predicts class 0 everywhere is counted as single-class
+    assert accuracy_f1(linear([[1.0, 0.0], [0.0, 0.0]], [10.0, 0.0]), x, y)[2] == 1

@@ -137,13 +137,20 @@ def save_model(model: nn.Module, path: str | Path, spec: dict) -> None:
 
 def load_model(path: str | Path) -> tuple[nn.Module, dict]:
     """Load a model written by ``save_model``; returns ``(model in eval mode, spec)``."""
-    blob = torch.load(Path(path), map_location="cpu", weights_only=True)
+    from ctpaper.runtime import IntegrityError, read_torch
+
+    blob = read_torch(path)
     if blob.get("format") != FORMAT_VERSION:
         raise ValueError(f"{path}: unsupported model file format {blob.get('format')!r}")
     spec = blob["spec"]
     model = build_model(spec["arch"], spec["n_features"], spec["n_classes"],
                         hidden=spec.get("hidden", 32), init="xavier_zeros")
     model.load_state_dict(blob["state_dict"])
+    bad = [k for k, v in blob["state_dict"].items() if not bool(torch.isfinite(v).all())]
+    if bad:
+        raise IntegrityError(f"{path}: model parameters {', '.join(bad)} are non-finite (NaN/Inf), "
+                             "so it cannot be evaluated; delete it and rerun (if training then "
+                             "fails, it diverged: lower model.lr)")
     model.eval()
     return model, spec
 

@@ -106,7 +106,9 @@ def save_vae(vae: VAE, path: str | Path, spec: dict | None = None) -> None:
 
 
 def load_vae(path: str | Path) -> tuple[VAE, dict]:
-    blob = torch.load(Path(path), map_location="cpu", weights_only=True)
+    from ctpaper.runtime import read_torch
+
+    blob = read_torch(path)
     spec = blob["spec"]
     vae = VAE(spec["n_features"], spec["hidden"], spec["latent"])
     vae.load_state_dict(blob["state_dict"])

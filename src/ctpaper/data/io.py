@@ -10,13 +10,14 @@ image_shape (MNIST), raw checksums and the config hash.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import torch
+
+from ctpaper.runtime import read_json, read_parquet
 
 MUTABILITY_CODES = {"both": 0, "none": 1, "increase": 2, "decrease": 3}
 
@@ -75,8 +76,7 @@ def write_frames(features: np.ndarray, y: np.ndarray, names: list[str],
 
 
 def load_meta(directory: str | Path) -> dict:
-    with open(Path(directory) / "meta.json") as fh:
-        return json.load(fh)
+    return read_json(Path(directory) / "meta.json")
 
 
 def load_dataset(directory: str | Path) -> Dataset:
@@ -84,8 +84,8 @@ def load_dataset(directory: str | Path) -> Dataset:
     directory = Path(directory)
     meta = load_meta(directory)
     names = meta["feature_names"]
-    pool = pd.read_parquet(directory / "train.parquet")
-    test = pd.read_parquet(directory / "test.parquet")
+    pool = read_parquet(directory / "train.parquet")
+    test = read_parquet(directory / "test.parquet")
     val = pool["is_val"].to_numpy()
 
     def tens(df: pd.DataFrame, mask=None):

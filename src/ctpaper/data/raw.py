@@ -7,9 +7,9 @@ the file, every place searched and what was found there, the expected checksum a
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import http.client
-import json
 import logging
 import os
 import shutil
@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ctpaper.data.registry import RawFile, get
-from ctpaper.runtime import write_json
+from ctpaper.runtime import UserError, read_json, sha256_file, write_json
 
 MIRROR_ENV = "CTPAPER_RAW_MIRROR"
 DOWNLOAD_TIMEOUT = 15.0  # seconds per connection attempt: offline runs fail fast
@@ -30,16 +30,8 @@ _CHUNK = 1 << 20
 log = logging.getLogger("ctpaper.data")
 
 
-class RawDataError(RuntimeError):
+class RawDataError(UserError, RuntimeError):
     """A raw file is missing, corrupt or changed; the message says what and how to fix it."""
-
-
-def sha256_file(path: str | Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while chunk := fh.read(_CHUNK):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 @dataclass(frozen=True)
@@ -82,6 +74,7 @@ def _download(raw: RawFile, url: str, dest: Path, timeout: float) -> str:
     Writes to a temporary sibling first and renames only a verified file; returns a description
     ("verified" on success). Raises _HostUnreachable when no connection could be made.
     """
+    created = [p for p in (dest.parent, *dest.parent.parents) if not p.exists()]
     dest.parent.mkdir(parents=True, exist_ok=True)
     part = dest.with_name(f".{dest.name}.part-{os.getpid()}")
     archive = dest.with_name(f".{dest.name}.archive-{os.getpid()}")
@@ -112,6 +105,10 @@ def _download(raw: RawFile, url: str, dest: Path, timeout: float) -> str:
         for tmp in (part, archive):
             if tmp.exists():
                 tmp.unlink()
+        if not dest.exists():  # a failed download leaves no empty data/raw/<dataset>/ behind
+            for d in created:  # deepest first
+                with contextlib.suppress(OSError):
+                    d.rmdir()
 
 
 def locate(raw: RawFile, where: Locations, timeout: float = DOWNLOAD_TIMEOUT,
@@ -211,8 +208,7 @@ def read_verified(dataset: str, manifest_path: str | Path | None) -> dict[str, b
         return {}
     if manifest_path is None:
         raise RawDataError(f"dataset {dataset!r} needs its raw-file manifest (rule fetch_raw)")
-    with open(manifest_path) as fh:
-        manifest = json.load(fh)
+    manifest = read_json(manifest_path)
     out: dict[str, bytes] = {}
     for raw in spec.raw_files:
         entry = manifest.get(raw.name)

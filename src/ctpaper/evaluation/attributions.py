@@ -34,6 +34,7 @@ import pandas as pd
 import torch
 
 from ctpaper.evaluation.protocol import numpy_rng, torch_generator
+from ctpaper.runtime import read_parquet
 
 log = logging.getLogger("ctpaper.evaluation")
 
@@ -235,7 +236,7 @@ def run_ig_summary(data_dir: str | Path, model_paths: dict[str, str | Path], con
                  time.perf_counter() - t0)
     frames = [rounds_summary(per_round, protected, dataset, seed, int(ig["n_samples"]))]
     if maps_path is not None:
-        frames.append(maps_summary(pd.read_parquet(maps_path), protected, dataset, seed,
+        frames.append(maps_summary(read_parquet(maps_path), protected, dataset, seed,
                                    len(ds.X_test)))
     df = _summary_types(pd.concat(frames, ignore_index=True))
     write_parquet(df, out_path)

@@ -13,29 +13,37 @@ from ctpaper.evaluation.metrics import predict
 
 log = logging.getLogger("ctpaper.evaluation")
 
-PERFORMANCE_COLUMNS = ["dataset", "seed", "model", "accuracy", "f1"]
+# n_pred_classes: distinct predicted classes on the test set (1 = a degenerate, single-class model)
+PERFORMANCE_COLUMNS = ["dataset", "seed", "model", "accuracy", "f1", "n_pred_classes"]
 # model label in performance.parquet -> model directory name
 PERFORMANCE_MODELS = {"BL": "bl", "CT_free": "ct_free", "CT_protected": "ct_protected"}
 
 
-def accuracy_f1(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor) -> tuple[float, float]:
-    """(accuracy, macro-F1) of the arg-max predictions; F1 over the classes present in y or yhat."""
+def accuracy_f1(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor
+                ) -> tuple[float, float, int]:
+    """(accuracy, macro-F1, number of distinct predicted classes) of the arg-max predictions; F1
+    over the classes present in y or yhat."""
     from sklearn.metrics import f1_score   # imported here: the workflow imports this module
 
     yhat = predict(model, x).numpy()
     y_np = y.numpy()
-    return float((yhat == y_np).mean()), float(f1_score(y_np, yhat, average="macro", zero_division=0))
+    return (float((yhat == y_np).mean()), float(f1_score(y_np, yhat, average="macro", zero_division=0)),
+            int(len(np.unique(yhat))))
 
 
 def performance_frame(models: dict[str, torch.nn.Module], x: torch.Tensor, y: torch.Tensor,
                       dataset: str, seed: int) -> pd.DataFrame:
     rows = []
     for label, model in models.items():
-        acc, f1 = accuracy_f1(model, x, y)
-        log.info("%s: accuracy %.4f, macro-F1 %.4f", label, acc, f1)
-        rows.append((dataset, int(seed), label, acc, f1))
+        acc, f1, n_pred = accuracy_f1(model, x, y)
+        log.info("%s: accuracy %.4f, macro-F1 %.4f, %d predicted classes", label, acc, f1, n_pred)
+        if n_pred < 2:
+            log.warning("%s on %s (seed %s) predicts a single class on the whole test set", label,
+                        dataset, seed)
+        rows.append((dataset, int(seed), label, acc, f1, n_pred))
     df = pd.DataFrame(rows, columns=PERFORMANCE_COLUMNS)
-    return df.astype({"seed": np.int64, "accuracy": np.float64, "f1": np.float64})
+    return df.astype({"seed": np.int64, "accuracy": np.float64, "f1": np.float64,
+                      "n_pred_classes": np.int64})
 
 
 def run_performance(data_dir: str | Path, model_paths: dict[str, str | Path], dataset: str,

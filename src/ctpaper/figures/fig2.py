@@ -20,6 +20,7 @@ import pandas as pd
 import torch
 
 from ctpaper.search import SearchConfig, search
+from ctpaper.runtime import read_parquet
 
 log = logging.getLogger(__name__)
 
@@ -138,7 +139,7 @@ def make(data_dir: str, model_paths: dict, ig_maps_path: str, config: dict, out_
     models = load_models(model_paths)
     result = compute(ds, models, config)
     side = int(ds.meta.get("image_shape", [28, 28])[0])
-    style.save(plot(result, pd.read_parquet(ig_maps_path), side=side), out_png, out_pdf)
+    style.save(plot(result, read_parquet(ig_maps_path), side=side), out_png, out_pdf)
     if out_stats is not None:
         write_json(stats(result), out_stats)
     return result

@@ -9,12 +9,13 @@ from __future__ import annotations
 import pandas as pd
 
 from ctpaper.config import LABELS, TABLE_ORDER
+from ctpaper.runtime import read_parquet
 
 MODEL_ORDER = ("BL", "CT")
 
 
 def load(paths) -> pd.DataFrame:
-    df = pd.concat([pd.read_parquet(p) for p in paths], ignore_index=True)
+    df = pd.concat([read_parquet(p) for p in paths], ignore_index=True)
     return df[df["model"].isin(MODEL_ORDER)]
 
 

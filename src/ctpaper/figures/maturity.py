@@ -12,6 +12,7 @@ from pathlib import Path
 import pandas as pd
 
 from ctpaper.config import LABELS, TABLE_ORDER
+from ctpaper.runtime import read_parquet
 
 LINE_LABELS = {"ct_free": "CT (free)", "ct_protected": "CT (protected)"}
 
@@ -21,7 +22,7 @@ def load(paths) -> pd.DataFrame:
     frames = []
     for p in paths:
         p = Path(p)
-        df = pd.read_parquet(p)
+        df = read_parquet(p)
         frames.append(df.assign(model=p.parent.name, seed=p.parents[1].name.removeprefix("seed"),
                                 dataset=p.parents[2].name))
     return pd.concat(frames, ignore_index=True)

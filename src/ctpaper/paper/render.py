@@ -20,7 +20,6 @@ Mechanism (works with Quarto and with the pandoc fallback):
 from __future__ import annotations
 
 import html as html_lib
-import json
 import logging
 import re
 import shutil
@@ -302,7 +301,9 @@ def render(paper_dir: str | Path, build_dir: str | Path, values_json: str | Path
     ``engine``: 'auto' (quarto when the CLI is on PATH, else pandoc), 'quarto' or 'pandoc'."""
     from ctpaper.runtime import atomic_path
 
-    values = json.loads(Path(values_json).read_text())
+    from ctpaper.runtime import read_json
+
+    values = read_json(values_json)
     build = assemble_build(paper_dir, build_dir, values, tables, figures)
     source = (build / "paper.qmd").read_text()
     expanded = expand_shortcodes(source, values["vars"], build)
