@@ -15,7 +15,14 @@ export CTPAPER_RAW_MIRROR
 .PHONY: env paper smoke test test-fast bench dryrun clean
 env: $(VENV)/.installed
 
+# The pinned packages exist for Python 3.11 and 3.12 (both known to work); check before pip runs.
+PY_CHECK := import sys; v = sys.version_info[:2]; sys.exit(0 if (3, 11) <= v <= (3, 12) else \
+	"$(PYTHON) is Python %d.%d; ctpaper needs Python 3.11 or 3.12 (known to work): run e.g. make paper PYTHON=python3.11" % v)
+
 $(VENV)/.installed: requirements.txt constraints.txt pyproject.toml
+	@test -x $(BIN)/python || command -v $(PYTHON) >/dev/null || \
+		{ echo "$(PYTHON) not found; ctpaper needs Python 3.11 or 3.12: run make PYTHON=/path/to/python3.11 ..."; exit 1; }
+	@test -x $(BIN)/python || $(PYTHON) -c '$(PY_CHECK)'
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q $(PIP_EXTRA) -r requirements.txt -c constraints.txt
 	$(BIN)/python -m pip install -q --no-deps --no-build-isolation -e .

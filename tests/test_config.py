@@ -49,6 +49,16 @@ def test_overlay_merges_deeply(cfg):
     (lambda c: c.__setitem__("datasets", ["ls", "iris"]), "datasets.1"),
     (lambda c: c["train"]["per_dataset"]["ls"].__setitem__("batch", 3), "train.per_dataset.ls.batch"),
     (lambda c: c["tables"].__setitem__("pm_rule", "3sd"), "tables.pm_rule"),
+    # the schema refuses what cannot work (issue 9, case 5)
+    (lambda c: c["eval"].__setitem__("n_runs", 1_000_000_000), "eval.n_runs"),
+    (lambda c: c["eval"].__setitem__("tau", 1.0), "eval.tau"),
+    (lambda c: c["train"]["per_dataset"]["ls"].__setitem__("tau", 0.0), "train.per_dataset.ls.tau"),
+    (lambda c: c["eval"].__setitem__("lambda_egy_grid", [0.5, 0.5]), "eval.lambda_egy_grid"),
+    (lambda c: c["model"].__setitem__("n_epochs", 10_000_000), "model.n_epochs"),
+    (lambda c: c["model"].__setitem__("lr", 1e6), "model.lr"),
+    (lambda c: c["train"].__setitem__("nce", 10**9), "train.nce"),
+    (lambda c: c["eval"]["n_individuals"].__setitem__("mnist", 10**8), "eval.n_individuals.mnist"),
+    (lambda c: c["data"]["synthetic"].update(n_pool=90_000, n_test=20_000), "data.synthetic"),
 ])
 def test_bad_config_names_the_key(cfg, mutate, key):
     bad = copy.deepcopy(cfg)
@@ -69,3 +79,24 @@ def test_both_families_are_required(cfg):
     bad["families"] = ["free"]
     with pytest.raises(C.ConfigError, match=r"families: must include 'protected'"):
         C.validate(bad)
+
+
+def test_yaml_error_names_file_and_line(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("eval:\n  tau: 0.9\n  T: [1\n")
+    with pytest.raises(C.ConfigError, match=rf"config file {bad}, line \d+, column \d+: invalid YAML"):
+        C.load(C.DEFAULT_CONFIG, bad)
+
+
+def test_missing_config_file_says_where_it_was_looked_for(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(C.ConfigError, match=rf"config file my.yaml not found \(looked for {tmp_path}/my.yaml\)"):
+        C.load(C.DEFAULT_CONFIG, "my.yaml")
+
+
+def test_config_check_command(tmp_path, capsys):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("eval: {tau: 1.0}\n")
+    assert C.main([str(C.DEFAULT_CONFIG), str(bad)]) == 1
+    assert "config key eval.tau" in capsys.readouterr().err
+    assert C.main([str(C.DEFAULT_CONFIG)]) == 0

@@ -12,7 +12,7 @@ from ctpaper.data.io import Dataset
 from ctpaper.models import build_model
 from ctpaper.search import SearchConfig
 from ctpaper.training import (LOG_COLUMNS, CEData, ClassSampler, batch_loss, chunk_sizes,
-                              generate_ces, search_config, train)
+                              TrainingFailed, generate_ces, search_config, train)
 
 from conftest import linear_model
 
@@ -254,6 +254,43 @@ def test_non_finite_loss_is_skipped_and_counted():
     assert log["n_skipped"].tolist() == [1, 1]
     assert all(bool(torch.isfinite(p).all()) for p in model.parameters())
     assert log["loss_clf"].notna().all()
+
+
+def test_skipped_share_is_logged_and_bounded():
+    ds = blob_dataset()
+    X = ds.X_train.clone()
+    X[45, 0] = math.nan                                   # 1 of 10 batches per epoch
+    bad = Dataset(ds.name, X, ds.y_train, ds.X_val, ds.y_val, ds.X_test, ds.y_test, ds.meta)
+    _, log = train(bad, settings(n_epochs=2), "vanilla", "free", 1, max_skipped_share=0.1)
+    assert log["skipped_share"].tolist() == [0.1, 0.1]
+    with pytest.raises(TrainingFailed, match=r"dataset ls, model bl: epoch 1: 1 of 10 updates "
+                                             r"skipped .* train.max_skipped_share = 0.05"):
+        train(bad, settings(n_epochs=2), "vanilla", "free", 1, max_skipped_share=0.05,
+              label="dataset ls, model bl")
+
+
+@pytest.mark.parametrize("lr, message", [
+    (1e30, r"epoch 1: 9 of 10 updates skipped"),  # every loss after the first update is NaN
+    (1e38, r"epoch 1 batch 0: the optimiser step failed .* model.lr = 1e\+38 is too large"),
+])
+def test_diverging_training_fails_with_dataset_model_epoch(lr, message):
+    ds = blob_dataset()
+    with pytest.raises(TrainingFailed, match=r"dataset ls, model ct_free, seed 1: " + message):
+        train(ds, settings(model_lr=lr, n_epochs=2), "vanilla", "free", 1, max_skipped_share=0.1,
+              label="dataset ls, model ct_free, seed 1")
+
+
+def test_non_finite_parameters_fail():
+    from ctpaper.models import build_model
+    from ctpaper.training import _check_health
+
+    model = build_model("mlp", 2, 2, seed=0)
+    _check_health(model, 3, 0, 10, 0.1, "dataset ls, model bl")
+    with torch.no_grad():
+        model.fc2.bias[0] = math.inf
+    with pytest.raises(TrainingFailed, match=r"dataset ls, model bl: epoch 3: model parameters "
+                                             r"became non-finite \(fc2.bias\)"):
+        _check_health(model, 3, 0, 10, 0.1, "dataset ls, model bl")
 
 
 def test_ct_and_bl_reach_high_accuracy_on_separable_data():

@@ -20,15 +20,14 @@ dataset and better on average; otherwise *does not support*.
 
 from __future__ import annotations
 
-import json
 import math
-from pathlib import Path
 from typing import Iterable
 
 import pandas as pd
 
 from ctpaper.config import LABELS, TABLE_ORDER, dataset_kind
 from ctpaper.tables import PM_TEXT, markdown_table
+from ctpaper.runtime import read_csv, read_json, read_parquet
 
 
 # --------------------------------------------------------------------------------------------------
@@ -165,7 +164,35 @@ def performance_values(pt: pd.DataFrame) -> dict:
     out["n_within_1pp"] = int((drop.abs() <= 1.0).sum())
     out["n"] = int(len(pt))
     out["avg_drop_pp"] = num(float(drop.mean()), 1)
+    single = [f"{MODEL_TEXT[model]} on {r['label']}" for _, r in pt.iterrows()
+              for model in ("BL", "CT_free", "CT_protected")
+              if int(r.get(f"{model}_min_pred_classes", 2)) < 2]
+    out["single_class_text"] = (
+        f"**Warning:** {join_words(single)} predict{'s' if len(single) == 1 else ''} a single "
+        f"class on the whole test set, so {'its' if len(single) == 1 else 'their'} scores describe "
+        "a degenerate classifier and should not be read as results."
+        if single else "Every model predicts more than one class on its test set.")
     return out
+
+
+MODEL_TEXT = {"BL": "BL", "CT_free": "CT (`free`)", "CT_protected": "CT (`protected`)",
+              "bl": "BL", "ct_free": "CT (`free`)", "ct_protected": "CT (`protected`)"}
+
+
+def training_health_values(logs: pd.DataFrame) -> dict:
+    """How many training updates were skipped for a non-finite loss (every model's log)."""
+    if not len(logs) or "skipped_share" not in logs:
+        return {"skipped_text": "No training log records skipped updates."}
+    worst = logs.loc[logs["skipped_share"].astype(float).idxmax()]
+    share = float(worst["skipped_share"])
+    if share <= 0:
+        text = "No training update was skipped for a non-finite loss."
+    else:
+        n_models = int((logs.groupby(["dataset", "seed", "model"])["n_skipped"].sum() > 0).sum())
+        text = (f"Updates skipped for a non-finite loss: {n_models} model(s) skipped some; the "
+                f"largest share in one epoch is {pct(share)}% ({MODEL_TEXT[worst['model']]} on "
+                f"{LABELS[worst['dataset']]}, epoch {int(worst['epoch'])}).")
+    return {"skipped_text": text, "max_skipped_pct": pct(share)}
 
 
 def maturity_values(logs: pd.DataFrame) -> dict:
@@ -462,7 +489,7 @@ MNIST_ABSENT = ("MNIST is not part of this run's configuration, so the image exp
 
 def _concat(paths, columns: list[str] | None = None) -> pd.DataFrame:
     """The Parquet files ``paths`` (only ``columns`` if given) as one frame."""
-    frames = [pd.read_parquet(p, columns=columns) for p in paths]
+    frames = [read_parquet(p, columns=columns) for p in paths]
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=columns)
 
 
@@ -478,14 +505,15 @@ def fig1_values(stats: dict) -> dict:
 
 def compute(config: dict, table1_csv, performance_csv, table2_csv, robustness_paths, log_paths,
             ig_summary_paths, provenance_json, fig1_stats_json, ces_paths, fig2_stats_json=None,
-            fig4_stats_json=None, fig5_stats_json=None) -> dict:
-    """``ces_paths``: the ``free`` family's ces.parquet files (validity and maturity values)."""
+            fig4_stats_json=None, fig5_stats_json=None, train_log_paths=()) -> dict:
+    """``ces_paths``: the ``free`` family's ces.parquet files (validity and maturity values);
+    ``train_log_paths``: every model's training log (skipped updates)."""
     from ctpaper.figures.maturity import load as load_logs
 
-    t1 = pd.read_csv(table1_csv)
-    pt = pd.read_csv(performance_csv)
-    t2 = pd.read_csv(table2_csv)
-    prov = json.loads(Path(provenance_json).read_text())
+    t1 = read_csv(table1_csv)
+    pt = read_csv(performance_csv)
+    t2 = read_csv(table2_csv)
+    prov = read_json(provenance_json)
     rob = _concat(robustness_paths)
     logs = load_logs(log_paths)
     ig = _concat(ig_summary_paths)
@@ -532,18 +560,21 @@ def compute(config: dict, table1_csv, performance_csv, table2_csv, robustness_pa
             pd.DataFrame(columns=["dataset", "model", "eps", "accuracy"])),
         "perf": performance_values(pt),
         "maturity": maturity_values(logs),
+        "training": {**training_health_values(load_logs(train_log_paths) if train_log_paths
+                                              else pd.DataFrame()),
+                     "max_share": _setting(config["train"]["max_skipped_share"])},
         # only the columns validity_values needs (cheap: no metric columns)
         "validity": validity_values(_concat(ces_paths, CES_COLUMNS), e["tau"], e["T"]),
         "fig1": {k: _setting(v) for k, v in config["figures"]["fig1"].items()},
-        "fig1s": fig1_values(json.loads(Path(fig1_stats_json).read_text())),
+        "fig1s": fig1_values(read_json(fig1_stats_json)),
         "fig2": {k: _setting(v) for k, v in config["figures"]["fig2"].items()},
         "fig45": {k: _setting(v) for k, v in config["figures"]["fig45"].items()},
     }
     if mnist:
-        f2 = json.loads(Path(fig2_stats_json).read_text())
+        f2 = read_json(fig2_stats_json)
         vars_["fig2s"] = {"bl_valid": f2["BL"]["n_valid"], "ct_valid": f2["CT_protected"]["n_valid"]}
-        f4 = json.loads(Path(fig4_stats_json).read_text())
-        f5 = json.loads(Path(fig5_stats_json).read_text())
+        f4 = read_json(fig4_stats_json)
+        f5 = read_json(fig5_stats_json)
         vars_["fig45"].update(ct_valid=f4["n_valid"], bl_valid=f5["n_valid"], n_pairs=f4["n_pairs"])
     ig_v = ig_values(ig) if len(ig) else {}
     if ig_v:

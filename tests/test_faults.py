@@ -1,0 +1,254 @@
+"""Fault injection: bad settings, corrupt or truncated intermediates, broken models, moved checkouts.
+
+Each case of issue 9 must end in a clear message naming the file or key (never a traceback, never a
+silently wrong paper) or, for a moved checkout, in nothing to do. The fast tests exercise the
+library; the ``slow`` ones run Snakemake over the session's smoke run: dry runs directly over it
+(never changing it), real runs over a private copy of its results.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import torch
+import yaml
+
+sys.path.insert(0, str(Path(__file__).resolve().parent / "slurm"))
+import smk  # noqa: E402  (tests/slurm/smk.py)
+
+from ctpaper import runtime  # noqa: E402
+from ctpaper.models import build_model, load_model, model_spec, save_model  # noqa: E402
+from ctpaper.runtime import IntegrityError, read_parquet, write_parquet  # noqa: E402
+
+REPO = smk.ROOT
+SMOKE_FILES = [str(REPO / "config" / "config.yaml"), str(REPO / "config" / "smoke.yaml")]
+
+
+def _flip_byte(path: Path, offset: int | None = None) -> None:
+    """Flip one byte in the middle of ``path``, keeping its mtime (a silent disk error)."""
+    st = path.stat()
+    data = bytearray(path.read_bytes())
+    i = len(data) // 2 if offset is None else offset
+    data[i] ^= 0xFF
+    path.write_bytes(bytes(data))
+    os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns))
+
+
+def _truncate(path: Path) -> None:
+    st = path.stat()
+    path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+    os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns))
+
+
+# ---- integrity of intermediates (library) ---------------------------------------------------------
+def test_every_write_records_a_checksum_and_reads_verify_it(tmp_path):
+    f = tmp_path / "x.parquet"
+    write_parquet(pd.DataFrame({"a": range(100)}), f)
+    assert runtime.checksum_path(f).read_text().split()[0] == runtime.sha256_file(f)
+    assert read_parquet(f)["a"].sum() == 4950
+    _flip_byte(f)
+    with pytest.raises(IntegrityError, match=rf"{f}: corrupt \(sha256 .* recorded in "
+                                             rf"x.parquet.sha256 .*\); delete it .* rerun"):
+        read_parquet(f)
+
+
+def test_truncated_file_without_checksum_is_refused_by_name(tmp_path):
+    f = tmp_path / "y.parquet"
+    pd.DataFrame({"a": range(1000)}).to_parquet(f)   # written outside the pipeline: no checksum
+    _truncate(f)
+    with pytest.raises(IntegrityError, match=rf"{f}: cannot be read as Parquet .* corrupt or "
+                                             "truncated: delete it"):
+        read_parquet(f)
+
+
+def _model_file(tmp_path, fill=None) -> Path:
+    model = build_model("mlp", 2, 2, seed=0)
+    if fill is not None:
+        with torch.no_grad():
+            model.fc1.weight.fill_(fill)
+    path = tmp_path / "model.pt"
+    save_model(model, path, model_spec("mlp", 2, 2, hidden=32))
+    return path
+
+
+def test_flipped_byte_in_model_is_refused(tmp_path):
+    path = _model_file(tmp_path)
+    load_model(path)
+    _flip_byte(path)
+    with pytest.raises(IntegrityError, match=r"model.pt: corrupt .*delete it"):
+        load_model(path)
+
+
+def test_model_with_nan_weights_is_refused(tmp_path):
+    path = _model_file(tmp_path, fill=float("nan"))
+    with pytest.raises(IntegrityError, match=r"model.pt: model parameters fc1.weight are "
+                                             r"non-finite .* lower model.lr"):
+        load_model(path)
+
+
+def test_user_errors_end_the_job_with_a_message_not_a_traceback(tmp_path, capsys):
+    class Smk:  # the parts of Snakemake's script object that rule_context uses
+        log = [str(tmp_path / "job.log")]
+        rule, wildcards, threads, config = "performance", {}, 1, {}
+
+    with pytest.raises(SystemExit) as exc:
+        with runtime.rule_context(Smk()):
+            raise IntegrityError("results/x.parquet: corrupt; delete it and rerun")
+    assert exc.value.code == 1
+    text = (tmp_path / "job.log").read_text()
+    assert "rule performance failed: results/x.parquet: corrupt" in text
+    assert "Traceback" not in text and "Traceback" not in capsys.readouterr().err
+
+
+def test_single_class_model_is_flagged_in_the_paper_values():
+    from ctpaper.paper.values import performance_values
+
+    row = {"label": "Adult", **{f"{m}_{k}": 0.8 for m in ("BL", "CT_free", "CT_protected")
+                                for k in ("accuracy", "f1")}}
+    ok = pd.DataFrame([{**row, **{f"{m}_min_pred_classes": 2 for m in
+                                  ("BL", "CT_free", "CT_protected")}}])
+    assert performance_values(ok)["single_class_text"].startswith("Every model predicts more")
+    bad = ok.assign(CT_free_min_pred_classes=1)
+    text = performance_values(bad)["single_class_text"]
+    assert text.startswith("**Warning:** CT (`free`) on Adult predicts a single class")
+
+
+# ---- the workflow ---------------------------------------------------------------------------------
+def _run(args, cwd=REPO, timeout=900, env=None):
+    cmd = ["timeout", "-k", "10", str(timeout), *smk.snakemake_cmd(), *args]
+    full_env = {**os.environ, **(env or {})}
+    full_env.pop("SNAKEMAKE_PROFILE", None)
+    proc = subprocess.run(cmd, cwd=cwd, env=full_env, capture_output=True, text=True)
+    proc.output = proc.stdout + proc.stderr
+    return proc
+
+
+def _overlay(path: Path, base: Path, **changes) -> Path:
+    data = yaml.safe_load(base.read_text())
+    for key, value in changes.items():
+        node = data
+        *head, last = key.split(".")
+        for part in head:
+            node = node.setdefault(part, {})
+        node[last] = value
+    path.write_text(yaml.safe_dump(data))
+    return path
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("key, value, message", [
+    ("eval.n_runs", 1_000_000_000, "config key eval.n_runs: 1000000000 is greater than the maximum"),
+    ("eval.tau", 1.0, "config key eval.tau: 1.0 is greater than or equal to the maximum of 1"),
+    ("eval.lambda_egy_grid", [0.5, 0.5], "config key eval.lambda_egy_grid: [0.5, 0.5] has non-unique"),
+    ("data.synthetic.n_generate", 4000, "config key data.synthetic: n_pool + n_test = "),
+    ("model.lr", 1e6, "config key model.lr: 1000000.0 is greater than the maximum of 1"),
+    ("model.lr", 1e30, "config key model.lr"),
+    ("model.lr", 1e38, "config key model.lr"),
+])
+def test_impossible_settings_fail_the_dry_run_naming_the_key(smoke_run, tmp_path, key, value,
+                                                             message):
+    overlay = _overlay(tmp_path / "bad.yaml", smoke_run["overlay"], **{key: value})
+    proc = _run(["-n", "paper", "--configfile", *SMOKE_FILES, str(overlay)], timeout=300)
+    assert proc.returncode != 0
+    assert message in proc.output, proc.output[-2000:]
+    assert "Traceback" not in proc.output
+
+
+def _copy_checkout(dest: Path) -> Path:
+    """The checkout's files (mtimes kept) and its Snakemake metadata, without results or git."""
+    skip = {".git", ".venv", "results", ".snakemake", "__pycache__", ".pytest_cache", "data"}
+    shutil.copytree(REPO, dest, ignore=lambda d, names: [n for n in names if n in skip])
+    shutil.copytree(REPO / ".snakemake" / "metadata", dest / ".snakemake" / "metadata")
+    return dest
+
+
+@pytest.mark.slow
+def test_copied_checkout_and_other_directory_schedule_nothing(smoke_run, tmp_path):
+    """Inputs are recorded relative to the working directory: a copy of the checkout (with the
+    results' metadata), or running it from elsewhere with -s/-d, finds everything up to date."""
+    copy = _copy_checkout(tmp_path / "moved" / "ctpaper")
+    files = [str(copy / "config" / "config.yaml"), str(copy / "config" / "smoke.yaml"),
+             str(smoke_run["overlay"])]
+    here = _run(["-n", "paper", "--configfile", *files], cwd=copy, timeout=300)
+    assert here.returncode == 0 and "Nothing to be done" in here.output, here.output[-3000:]
+    elsewhere = _run(["-n", "paper", "-s", str(copy / "Snakefile"), "-d", str(copy),
+                      "--configfile", *files], cwd=tmp_path, timeout=300)
+    assert elsewhere.returncode == 0 and "Nothing to be done" in elsewhere.output, \
+        elsewhere.output[-3000:]
+
+
+@pytest.mark.slow
+def test_whitespace_in_the_checkout_path_is_refused_up_front(tmp_path):
+    copy = tmp_path / "my project"
+    shutil.copytree(REPO, copy, ignore=lambda d, names: [n for n in names if n in {
+        ".git", ".venv", "results", ".snakemake", "__pycache__", "data"}])
+    proc = _run(["-n", "paper", "--cores", "1"], cwd=copy, timeout=300)
+    assert proc.returncode != 0
+    assert "contains whitespace" in proc.output and "without spaces" in proc.output, proc.output
+    assert "Traceback" not in proc.output
+
+
+@pytest.fixture(scope="module")
+def private_results(smoke_run, tmp_path_factory):
+    """A copy of the smoke run's results (mtimes kept) with its own overlay and working directory;
+    tests may break files here."""
+    root = tmp_path_factory.mktemp("faults")
+    results = root / "results"
+    shutil.copytree(smoke_run["results"], results)
+    overlay = _overlay(root / "overlay.yaml", smoke_run["overlay"], **{"paths.results": str(results)})
+    return {"root": root, "results": results, "overlay": overlay}
+
+
+def _private_run(private, targets, *extra, timeout=900):
+    return smk.run([*targets, "--cores", "1", *extra], private["root"] / "wd",
+                   [*map(Path, SMOKE_FILES), private["overlay"]], timeout=timeout)
+
+
+@pytest.mark.slow
+def test_corrupt_model_is_refused_by_name_then_rebuilt(private_results):
+    R = private_results["results"]
+    model = R / "models" / "ls" / "seed2025" / "bl" / "model.pt"
+    perf = R / "eval" / "ls" / "seed2025" / "performance.parquet"
+    _flip_byte(model)
+    perf.unlink()
+    proc = _private_run(private_results, [str(perf)])
+    assert proc.returncode != 0
+    assert f"{model}: corrupt (sha256" in proc.output and "delete it" in proc.output, \
+        proc.output[-3000:]
+    assert "Traceback" not in proc.output and not perf.exists()
+    # the message's advice works: delete the file, rerun, and the chain is rebuilt
+    model.unlink()
+    proc = _private_run(private_results, [str(perf)])
+    assert proc.returncode == 0, proc.output[-3000:]
+    assert load_model(model)[1]["model"] == "bl"
+    assert read_parquet(perf)["n_pred_classes"].min() >= 2
+
+
+@pytest.mark.slow
+def test_truncated_parquet_and_nan_model_are_never_used(private_results):
+    R = private_results["results"]
+    ces = R / "eval" / "moon" / "seed2025" / "free" / "ces.parquet"
+    table = R / "tables" / "table1.csv"
+    _truncate(ces)
+    table.unlink()
+    proc = _private_run(private_results, [str(table)])
+    assert proc.returncode != 0 and not table.exists()
+    assert f"{ces}: corrupt" in proc.output and "Traceback" not in proc.output, proc.output[-3000:]
+    # a model whose weights are NaN (recorded with a valid checksum) is refused too
+    model = R / "models" / "moon" / "seed2025" / "ct_free" / "model.pt"
+    net, spec = load_model(model)
+    with torch.no_grad():
+        net.fc2.weight.fill_(float("nan"))
+    save_model(net, model, spec)
+    perf = R / "eval" / "moon" / "seed2025" / "performance.parquet"
+    perf.unlink()
+    proc = _private_run(private_results, [str(perf)])
+    assert proc.returncode != 0 and not perf.exists()
+    assert f"{model}: model parameters fc2.weight are non-finite" in proc.output, proc.output[-3000:]
+    assert "Traceback" not in proc.output
