@@ -71,7 +71,7 @@ def test_save_load_round_trip(tmp_path):
                       seed=5, config_hash="abc")
     path = tmp_path / "m" / "model.pt"
     save_model(m, path, spec)
-    assert [p.name for p in path.parent.iterdir()] == ["model.pt"]  # no temp file left
+    assert sorted(p.name for p in path.parent.iterdir()) == ["model.pt", "model.pt.sha256"]  # no temp file left
     m2, spec2 = load_model(path)
     assert spec2 == spec
     x = torch.randn(10, 4)

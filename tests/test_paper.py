@@ -321,7 +321,8 @@ def _synthetic_results(root: Path, config: dict, datasets: list[str]) -> dict:
             pd.DataFrame(rows).to_parquet(p)
             ces_paths.append(str(p))
         for m, acc in (("BL", 0.9), ("CT_free", 0.88), ("CT_protected", 0.87)):
-            perf.append({"dataset": d, "seed": 2025, "model": m, "accuracy": acc, "f1": acc - 0.01})
+            perf.append({"dataset": d, "seed": 2025, "model": m, "accuracy": acc, "f1": acc - 0.01,
+                         "n_pred_classes": 2})
         for e in np.linspace(0, 0.1, 4):
             rob += [{"dataset": d, "seed": 2025, "model": "BL", "eps": e, "accuracy": 0.9 - 3 * e},
                     {"dataset": d, "seed": 2025, "model": "CT", "eps": e, "accuracy": 0.88 - e}]

@@ -173,8 +173,9 @@ def test_performance_table():
         {"dataset": "adult", "seed": 1, "model": "BL", "accuracy": 0.7, "f1": 0.6},
         {"dataset": "adult", "seed": 1, "model": "CT_free", "accuracy": 0.75, "f1": 0.65},
         {"dataset": "adult", "seed": 1, "model": "CT_protected", "accuracy": 0.72, "f1": 0.61},
-    ])
+    ]).assign(n_pred_classes=2)
     pt = tables.performance(perf)
+    assert pt["CT_free_min_pred_classes"].tolist() == [2, 2]
     assert pt["dataset"].tolist() == ["ls", "adult"]
     assert pt.iloc[0]["CT_free_accuracy"] == pytest.approx(0.85)
     md = tables.performance_markdown(pt)
