@@ -64,7 +64,7 @@ def verified(path: str | Path) -> Path:
     if not path.is_file():
         raise IntegrityError(f"{path}: file not found; rerun snakemake to rebuild it")
     if sidecar.is_file():
-        expected = sidecar.read_text().split()[0] if sidecar.read_text().strip() else ""
+        expected = (sidecar.read_text().split() or [""])[0]
         actual = sha256_file(path)
         if actual != expected:
             raise IntegrityError(f"{path}: corrupt (sha256 {actual[:12]}... differs from "
