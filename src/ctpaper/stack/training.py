@@ -9,7 +9,7 @@ family (mutability), model learning rate, and the random stream, which is
 parameters it gets when trained alone (tests/test_stack_training.py).
 
 Per epoch: members past their last epoch stop; members in a CE epoch generate their CE data with one
-stacked search (REVISE members with ``revise_search`` on their own view); every batch is one stacked
+stacked search (REVISE members with a second one through the shared VAE); every batch is one stacked
 forward/backward over [x_b, x_ce, x+, x_adv] per member, chunks padded to the widest member; a
 member whose loss is not finite skips its update (masked Adam step), the others step.
 """
@@ -29,9 +29,10 @@ from torch import Tensor
 
 from ctpaper.data.io import Dataset
 from ctpaper.models import MLP, build_model
-from ctpaper.search import SearchResult, revise_search
+from ctpaper.search import SearchResult
 from ctpaper.stack.adam import StackedAdam
 from ctpaper.stack.mlp import StackedMLP
+from ctpaper.stack.revise import stacked_revise_search
 from ctpaper.stack.search import stacked_search
 from ctpaper.training import (LOG_COLUMNS, OBJECTIVES, TERMS, CEData, ClassSampler, _offsets,
                               chunk_sizes, finish_ces, search_config)
@@ -182,30 +183,32 @@ def generate_stack_ces(net: StackedMLP, runs: Sequence[_Run], ks: Sequence[int],
 
 def _search_members(net: StackedMLP, runs, ks, x_factual: Tensor, target: Tensor, idx, dataset,
                     vae) -> list[SearchResult]:
-    """One stacked search for the Generic/ECCo members, ``revise_search`` for REVISE members."""
+    """One stacked search for the Generic/ECCo members and one for the REVISE members."""
     cfgs = [search_config(runs[k].settings) for k in ks]
     results: list[SearchResult | None] = [None] * len(ks)
-    for j, k in enumerate(ks):
-        if cfgs[j].generator == "revise":
-            n_k = len(idx[j])
-            results[j] = revise_search(net.member(k), vae, x_factual[j, :n_k], target[j, :n_k],
-                                       cfgs[j], dataset.lower, dataset.upper,
-                                       generator=runs[k].generator)
-    stacked = [j for j in range(len(ks)) if results[j] is None]
-    if stacked:
-        members = torch.tensor([ks[j] for j in stacked])
-        sel = torch.tensor(stacked)
-        valid = torch.zeros(len(stacked), x_factual.shape[1], dtype=torch.bool)
-        for i, j in enumerate(stacked):
+    for is_revise in (False, True):
+        group = [j for j in range(len(ks)) if (cfgs[j].generator == "revise") == is_revise]
+        if not group:
+            continue
+        members = torch.tensor([ks[j] for j in group])
+        sel = torch.tensor(group)
+        valid = torch.zeros(len(group), x_factual.shape[1], dtype=torch.bool)
+        for i, j in enumerate(group):
             valid[i, :len(idx[j])] = True
 
         def view(x: Tensor, m: Tensor | None) -> Tensor:
             return net(x, members if m is None else members[m])
 
-        res = stacked_search(view, x_factual[sel], target[sel], valid, [cfgs[j] for j in stacked],
-                             dataset.lower, dataset.upper,
-                             mutability=[runs[ks[j]].mutability for j in stacked])
-        for i, j in enumerate(stacked):
+        group_cfgs = [cfgs[j] for j in group]
+        if is_revise:
+            res = stacked_revise_search(view, vae, x_factual[sel], target[sel], valid, group_cfgs,
+                                        dataset.lower, dataset.upper,
+                                        [runs[ks[j]].generator for j in group])
+        else:
+            res = stacked_search(view, x_factual[sel], target[sel], valid, group_cfgs,
+                                 dataset.lower, dataset.upper,
+                                 mutability=[runs[ks[j]].mutability for j in group])
+        for i, j in enumerate(group):
             n_k = len(idx[j])
             results[j] = SearchResult(res.x_cf[i, :n_k], res.x_adv[i, :n_k], res.mature[i, :n_k],
                                       res.steps[i, :n_k])
