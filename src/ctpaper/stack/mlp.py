@@ -10,12 +10,21 @@ gradients of the stacked parameters ordinary leaf gradients for the masked Adam 
 
 from __future__ import annotations
 
+import copy
+import functools
+
 from typing import Sequence
 
 import torch
 from torch import Tensor, nn
 
 from ctpaper.models import MLP
+
+
+@functools.lru_cache(maxsize=8)
+def _template(n_features: int, n_classes: int, hidden: int) -> MLP:
+    """An MLP to copy (copying is much faster than building one: ``skip_init``)."""
+    return MLP(n_features, n_classes, hidden)
 
 
 class StackedMLP(nn.Module):
@@ -44,13 +53,13 @@ class StackedMLP(nn.Module):
         W1, b1, W2, b2 = self.W1, self.b1, self.W2, self.b2
         if members is not None:
             W1, b1, W2, b2 = W1[members], b1[members], W2[members], b2[members]
-        h = torch.relu(torch.baddbmm(b1[:, None, :], x, W1.transpose(1, 2)))
+        h = torch.baddbmm(b1[:, None, :], x, W1.transpose(1, 2)).relu_()   # baddbmm keeps no output
         return torch.baddbmm(b2[:, None, :], h, W2.transpose(1, 2))
 
     def member(self, k: int) -> MLP:
         """Member ``k`` as a stand-alone ``ctpaper.models.MLP`` (a copy of its parameters)."""
         H, D = self.W1.shape[1:]
-        model = MLP(D, self.W2.shape[1], H)
+        model = copy.deepcopy(_template(D, self.W2.shape[1], H))
         with torch.no_grad():
             model.fc1.weight.copy_(self.W1[k])
             model.fc1.bias.copy_(self.b1[k])

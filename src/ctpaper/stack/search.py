@@ -96,6 +96,7 @@ class _WorkingSet:
 
     def __init__(self, x: Tensor, target: Tensor, valid: Tensor):
         K, N, _ = x.shape
+        self.extra: dict[str, Tensor] = {}   # further per-row state compacted alongside (REVISE z)
         self.members = torch.arange(K)
         self.rows = torch.arange(N).expand(K, N)
         self.live = valid.clone()            # rows owned by this working set (written back)
@@ -131,6 +132,7 @@ class _WorkingSet:
         self.live = alive
         self.x_prime, self.x_factual, self.t = take(self.x_prime), take(self.x_factual), take(self.t)
         self.x_adv, self.d = take(self.x_adv), take(self.d)
+        self.extra = {name: take(v) for name, v in self.extra.items()}
         self.is_full = False
         return alive
 
