@@ -9,7 +9,6 @@ grouped by (step count, learning rate) so that every group uses Python scalars a
 
 from __future__ import annotations
 
-from collections import defaultdict
 from typing import Sequence
 
 import torch
@@ -22,12 +21,13 @@ class StackedAdam:
     def __init__(self, params: Sequence[Tensor], lr: Sequence[float], betas=(0.9, 0.999),
                  eps: float = 1e-8):
         self.params = list(params)
-        self.lr = [float(v) for v in lr]
+        self.lrs = sorted({float(v) for v in lr})
+        self.lr_index = torch.tensor([self.lrs.index(float(v)) for v in lr])
         self.beta1, self.beta2 = (float(b) for b in betas)
         self.eps = float(eps)
         self.exp_avg = [torch.zeros_like(p) for p in self.params]
         self.exp_avg_sq = [torch.zeros_like(p) for p in self.params]
-        self.steps = [0] * len(self.lr)
+        self.steps = torch.zeros(len(lr), dtype=torch.long)
 
     def zero_grad(self) -> None:
         for p in self.params:
@@ -35,16 +35,19 @@ class StackedAdam:
 
     def step(self, update: Tensor) -> None:
         """One Adam step for the members with ``update[k]`` True (bool (K,))."""
-        groups: dict[tuple[int, float], list[int]] = defaultdict(list)
-        for k in update.nonzero().squeeze(1).tolist():
-            self.steps[k] += 1
-            groups[(self.steps[k], self.lr[k])].append(k)
-        K = len(self.lr)
+        active = update.nonzero().squeeze(1)
+        if active.numel() == 0:
+            return
+        self.steps[active] += 1
+        key = self.steps[active] * len(self.lrs) + self.lr_index[active]   # (step, lr) per member
+        K = self.steps.numel()
         with torch.no_grad():
-            for (step, lr), members in groups.items():
-                sel = None if len(members) == K else torch.tensor(members)
+            for group in torch.unique(key).tolist():
+                members = active[key == group]
+                sel = None if members.numel() == K else members
+                step, lr = divmod(group, len(self.lrs))
                 for i in range(len(self.params)):
-                    self._update(i, sel, step, lr)
+                    self._update(i, sel, step, self.lrs[lr])
 
     def _update(self, i: int, sel: Tensor | None, step: int, lr: float) -> None:
         p, m, v, g = self.params[i], self.exp_avg[i], self.exp_avg_sq[i], self.params[i].grad
