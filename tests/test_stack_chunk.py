@@ -1,6 +1,7 @@
 """Grid chunks: many models in one process, one model file and log per member."""
 
 import json
+from pathlib import Path
 import subprocess
 import sys
 
@@ -74,3 +75,35 @@ def test_chunk_groups_members_that_share_a_program_and_checks_specs():
         member_spec({"name": "x", "objective": "full", "family": "free", "settings": {}})
     with pytest.raises(ValueError, match="2 model"):
         run_chunk("unused", "ls", members, ["a", "b"], ["a", "b", "c"])
+
+
+def test_train_chunk_script_runs_as_a_snakemake_rule(prepared_data, tmp_path):
+    """The rule shape the appendix grids use: one job per chunk, every member file an output."""
+    data_dir = prepared_data("ls")
+    members = _members(n_epochs=1)[1:]
+    names = [m["name"] for m in members]
+    (tmp_path / "Snakefile").write_text(f'''
+MEMBERS = {members!r}
+rule train_chunk:
+    input:
+        meta="{data_dir}/meta.json",
+    output:
+        models=[f"chunks/{{{{dataset}}}}/{{name}}/model.pt" for name in {names!r}],
+        logs=[f"chunks/{{{{dataset}}}}/{{name}}/log.parquet" for name in {names!r}],
+    params:
+        members=MEMBERS,
+    log:
+        "logs/train_chunk/{{dataset}}.log",
+    threads: 1
+    script:
+        "{REPO}/workflow/scripts/train_chunk.py"
+''')
+    snakemake = str(Path(sys.executable).parent / "snakemake")
+    targets = [f"chunks/ls/{n}/model.pt" for n in names]
+    out = subprocess.run([snakemake, "--cores", "1", *targets], cwd=tmp_path, capture_output=True,
+                         text=True, timeout=600)
+    assert out.returncode == 0, out.stderr[-3000:]
+    for n in names:
+        assert load_model(tmp_path / "chunks" / "ls" / n / "model.pt")[1]["model"] == n
+        assert len(pd.read_parquet(tmp_path / "chunks" / "ls" / n / "log.parquet")) == 1
+    assert "chunk of 2 ls models" in (tmp_path / "logs" / "train_chunk" / "ls.log").read_text()
