@@ -34,7 +34,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from bench_engine import data_dir, mnist_model  # noqa: E402
+from bench_engine import data_dir, mnist_search_problem, present_datasets  # noqa: E402
 from ctpaper import config as C  # noqa: E402
 from ctpaper.data.io import load_dataset  # noqa: E402
 from ctpaper.search import search, tune_allocator  # noqa: E402
@@ -172,11 +172,7 @@ def _run_chunk(d: Path, members: list[dict], out: Path) -> tuple[float, float]:
 
 def bench_chunks(config: dict, datasets: list[str], epochs: int, seed: int) -> None:
     print(f"\n== 3. grid chunks of 9 models ({epochs} epochs each): one process vs 9 processes ==")
-    for name in datasets:
-        d = data_dir(config, name)
-        if d is None:
-            print(f"   {name}: results/data/{name} missing")
-            continue
+    for name, d in present_datasets(config, datasets):
         members = chunk_members(config, name, epochs, seed)
         with tempfile.TemporaryDirectory() as tmp:
             t_start, rss_start = _run_chunk(d, [], Path(tmp) / "empty")
@@ -208,19 +204,12 @@ def _mm_seconds(n: int, D: int, H: int, reps: int = 20) -> float:
 
 def bench_mm(config: dict, n: int, seed: int) -> None:
     print(f"\n== 4. MNIST search throughput vs torch.mm ({n} factuals, training generator) ==")
-    d = data_dir(config, "mnist")
-    if d is None:
-        print("   results/data/mnist missing")
+    problem = mnist_search_problem(config, n, seed)
+    if problem is None:
         return
-    ds = load_dataset(d)
-    model, what = mnist_model(config, ds, seed)
+    ds, model, what, x, t, _ = problem
     for p in model.parameters():
         p.requires_grad_(False)
-    g = torch.Generator().manual_seed(seed)
-    x = ds.X_train[torch.randperm(ds.X_train.shape[0], generator=g)[:n]]
-    with torch.no_grad():
-        yhat = model(x).argmax(1)
-    t = (yhat + torch.randint(1, ds.n_classes, (n,), generator=g)) % ds.n_classes
     cfg = search_config(model_settings(config, "mnist"))
     search(model, x, t, cfg, ds.lower, ds.upper)
     t0 = time.perf_counter()

@@ -16,7 +16,8 @@ import torch
 from torch import Tensor
 
 from ctpaper.search import SearchConfig, _bounds
-from ctpaper.stack.search import StackSearchResult, _check, _Members, _WorkingSet
+from ctpaper.stack.search import (StackSearchResult, _Members, _WorkingSet,
+                                  forward_and_check)
 
 
 def _sample_latent(vae, x: Tensor, ws: _WorkingSet, n_rows: Sequence[int],
@@ -62,10 +63,7 @@ def stacked_revise_search(net, vae, x: Tensor, target: Tensor, valid: Tensor,
         for k in range(max(s.T) + 1):
             z_var = ws.extra["z"].detach().requires_grad_(True)
             x_dec = vae.decode(z_var)
-            logits = net(x_dec, None if ws.is_full else ws.members)
-            logp_t = logits.log_softmax(2).gather(2, ws.t[:, :, None])
-            with torch.no_grad():
-                alive = _check(alive, logp_t, k, s, ws, steps, mature)
+            _, logp_t, alive = forward_and_check(net, x_dec, alive, k, s, ws, steps, mature)
             if not bool(alive.any()):
                 break
             loss = (-logp_t.sum()

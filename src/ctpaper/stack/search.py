@@ -161,10 +161,7 @@ def stacked_search(net, x: Tensor, target: Tensor, valid: Tensor, cfgs: Sequence
     with torch.enable_grad():
         for k in range(max(s.T) + 1):
             x_var = ws.x_prime.detach().requires_grad_(True)
-            logits = net(x_var, None if ws.is_full else ws.members)
-            logp_t = logits.log_softmax(2).gather(2, ws.t[:, :, None])
-            with torch.no_grad():
-                alive = _check(alive, logp_t, k, s, ws, steps, mature)
+            logits, logp_t, alive = forward_and_check(net, x_var, alive, k, s, ws, steps, mature)
             if not bool(alive.any()):
                 break
             g = _gradient(x_var, logits, logp_t, ws, k, s)
@@ -179,6 +176,17 @@ def stacked_search(net, x: Tensor, target: Tensor, valid: Tensor, cfgs: Sequence
         x_cf[virgin] = x[virgin]
         x_adv[virgin] = x[virgin]
     return StackSearchResult(x_cf, x_adv, mature, steps)
+
+
+def forward_and_check(net, x_in: Tensor, alive: Tensor, k: int, s: _Members, ws: _WorkingSet,
+                      steps: Tensor, mature: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+    """Logits and log p_t of the working rows ``x_in`` and the convergence check before step k;
+    returns (logits, log p_t, rows that take step k)."""
+    logits = net(x_in, None if ws.is_full else ws.members)
+    logp_t = logits.log_softmax(2).gather(2, ws.t[:, :, None])
+    with torch.no_grad():
+        alive = _check(alive, logp_t, k, s, ws, steps, mature)
+    return logits, logp_t, alive
 
 
 def _check(alive: Tensor, logp_t: Tensor, k: int, s: _Members, ws: _WorkingSet, steps: Tensor,
