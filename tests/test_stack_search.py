@@ -44,11 +44,23 @@ def _same(res, k, n, alone):
 
 
 @pytest.mark.parametrize("compact", [True, False])
-def test_stacked_search_equals_single_searches(setup, compact):
+def test_stacked_search_equals_single_searches(setup, compact, monkeypatch):
+    from ctpaper.stack import search as stack_search
+
     ds, models, x, t, valid = setup
     mut = [None, ds.mutability("protected"), None, None, ds.mutability("protected"), None]
+    widths = []
+    compact_fn = stack_search._WorkingSet.compact
+
+    def counted(ws, alive):
+        out = compact_fn(ws, alive)
+        widths.append(tuple(out.shape))
+        return out
+
+    monkeypatch.setattr(stack_search._WorkingSet, "compact", counted)
     res = stacked_search(StackedMLP.from_models(models), x, t, valid, CONFIGS, ds.lower, ds.upper,
                          mutability=mut, compact=compact)
+    assert bool(widths) == compact        # the fast path shrank the working set
     steps = []
     for k, n in enumerate(N_ROWS):
         alone = search(models[k], x[k, :n], t[k, :n], CONFIGS[k], ds.lower, ds.upper,
