@@ -40,6 +40,7 @@ from ctpaper.training import (LOG_COLUMNS, OBJECTIVES, TERMS, CEData, ClassSampl
 log = logging.getLogger("ctpaper.stack")
 
 LOSS_TERMS = ("clf", "div", "reg", "adv")
+PAD_FILL = 0.5   # a member shares a stacked search only with members of at least half its rows
 # Settings every member of a stack must share (the stacked program and batch schedule need them).
 SHARED_SETTINGS = ("batch_size", "arch", "hidden", "ridge_form", "convergence", "adv_eps",
                    "adv_eps_strict")
@@ -183,36 +184,55 @@ def generate_stack_ces(net: StackedMLP, runs: Sequence[_Run], ks: Sequence[int],
 
 def _search_members(net: StackedMLP, runs, ks, x_factual: Tensor, target: Tensor, idx, dataset,
                     vae) -> list[SearchResult]:
-    """One stacked search for the Generic/ECCo members and one for the REVISE members."""
+    """Stacked searches for the Generic/ECCo and for the REVISE members, bucketed by row count."""
     cfgs = [search_config(runs[k].settings) for k in ks]
     results: list[SearchResult | None] = [None] * len(ks)
     for is_revise in (False, True):
-        group = [j for j in range(len(ks)) if (cfgs[j].generator == "revise") == is_revise]
-        if not group:
-            continue
-        members = torch.tensor([ks[j] for j in group])
-        sel = torch.tensor(group)
-        valid = torch.zeros(len(group), x_factual.shape[1], dtype=torch.bool)
-        for i, j in enumerate(group):
-            valid[i, :len(idx[j])] = True
-
-        def view(x: Tensor, m: Tensor | None) -> Tensor:
-            return net(x, members if m is None else members[m])
-
-        group_cfgs = [cfgs[j] for j in group]
-        if is_revise:
-            res = stacked_revise_search(view, vae, x_factual[sel], target[sel], valid, group_cfgs,
-                                        dataset.lower, dataset.upper,
-                                        [runs[ks[j]].generator for j in group])
-        else:
-            res = stacked_search(view, x_factual[sel], target[sel], valid, group_cfgs,
-                                 dataset.lower, dataset.upper,
-                                 mutability=[runs[ks[j]].mutability for j in group])
-        for i, j in enumerate(group):
-            n_k = len(idx[j])
-            results[j] = SearchResult(res.x_cf[i, :n_k], res.x_adv[i, :n_k], res.mature[i, :n_k],
-                                      res.steps[i, :n_k])
+        same_kind = [j for j in range(len(ks)) if (cfgs[j].generator == "revise") == is_revise]
+        for group in width_buckets(same_kind, [len(idx[j]) for j in same_kind]):
+            _search_group(net, runs, ks, group, x_factual, target, idx, cfgs, dataset, vae,
+                          is_revise, results)
     return results
+
+
+def width_buckets(items: list[int], widths: list[int], fill: float = PAD_FILL) -> list[list[int]]:
+    """Split ``items`` into groups whose rows are padded to the group's widest member, so that
+    every member fills at least ``fill`` of that width (e.g. nce 100 and 1000 never share a
+    search: the narrow members would be 90% padding)."""
+    order = sorted(range(len(items)), key=lambda i: -widths[i])
+    groups: list[list[int]] = []
+    for i in order:
+        if not groups or widths[i] < fill * widths[groups[-1][0]]:
+            groups.append([])
+        groups[-1].append(i)
+    return [[items[i] for i in sorted(g)] for g in groups]
+
+
+def _search_group(net, runs, ks, group, x_factual, target, idx, cfgs, dataset, vae, is_revise,
+                  results) -> None:
+    """One stacked search for the members ``group`` (positions in ``ks``); fills ``results``."""
+    width = max(len(idx[j]) for j in group)
+    members = torch.tensor([ks[j] for j in group])
+    sel = torch.tensor(group)
+    valid = torch.zeros(len(group), width, dtype=torch.bool)
+    for i, j in enumerate(group):
+        valid[i, :len(idx[j])] = True
+
+    def view(x: Tensor, m: Tensor | None) -> Tensor:
+        return net(x, members if m is None else members[m])
+
+    group_cfgs = [cfgs[j] for j in group]
+    x_group, t_group = x_factual[sel, :width], target[sel, :width]
+    if is_revise:
+        res = stacked_revise_search(view, vae, x_group, t_group, valid, group_cfgs, dataset.lower,
+                                    dataset.upper, [runs[ks[j]].generator for j in group])
+    else:
+        res = stacked_search(view, x_group, t_group, valid, group_cfgs, dataset.lower,
+                             dataset.upper, mutability=[runs[ks[j]].mutability for j in group])
+    for i, j in enumerate(group):
+        n_k = len(idx[j])
+        results[j] = SearchResult(res.x_cf[i, :n_k], res.x_adv[i, :n_k], res.mature[i, :n_k],
+                                  res.steps[i, :n_k])
 
 
 # ---- one epoch of updates (method 5.3, 5.4) -------------------------------------------------------
