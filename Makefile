@@ -46,6 +46,7 @@ test-fast: env
 bench: env
 	$(BIN)/python bench/bench_engine.py
 	$(BIN)/python bench/bench_julia_rng.py
+	$(BIN)/python bench/bench_stack.py
 
 clean:
 	rm -rf results .snakemake

@@ -40,6 +40,16 @@ def data_dir(config: dict, dataset: str) -> Path | None:
     return d if (d / "meta.json").exists() else None
 
 
+def present_datasets(config: dict, names: list[str]):
+    """(name, prepared data directory) of every dataset in ``names`` whose data stage has run."""
+    for name in names:
+        d = data_dir(config, name)
+        if d is None:
+            print(f"   {name}: results/data/{name} missing: run `.venv/bin/snakemake --cores 2 data`")
+            continue
+        yield name, d
+
+
 def mnist_model(config: dict, ds, seed: int):
     """The trained MNIST BL if the train stage has run, else a BL trained for 3 epochs here."""
     path = ROOT / config["paths"]["results"] / "models" / "mnist" / f"seed{seed}" / "bl" / "model.pt"
@@ -50,12 +60,13 @@ def mnist_model(config: dict, ds, seed: int):
     return train(ds, s, "vanilla", "free", seed)[0], "BL trained for 3 epochs in this run"
 
 
-def bench_search(config: dict, n: int, subset: int, seed: int) -> None:
-    print("== 1. batched search vs per-sample loop (MNIST) ==")
+def mnist_search_problem(config: dict, n: int, seed: int):
+    """(dataset, model, what the model is, n training factuals, targets, generator) for the MNIST
+    search benchmarks, or None when the data stage has not run."""
     d = data_dir(config, "mnist")
     if d is None:
         print("   results/data/mnist missing: run `.venv/bin/snakemake --cores 2 data` first")
-        return
+        return None
     ds = load_dataset(d)
     model, what = mnist_model(config, ds, seed)
     g = torch.Generator().manual_seed(seed)
@@ -64,6 +75,15 @@ def bench_search(config: dict, n: int, subset: int, seed: int) -> None:
     with torch.no_grad():
         yhat = model(x).argmax(1)
     t = (yhat + torch.randint(1, ds.n_classes, (len(x),), generator=g)) % ds.n_classes
+    return ds, model, what, x, t, g
+
+
+def bench_search(config: dict, n: int, subset: int, seed: int) -> None:
+    print("== 1. batched search vs per-sample loop (MNIST) ==")
+    problem = mnist_search_problem(config, n, seed)
+    if problem is None:
+        return
+    ds, model, what, x, t, g = problem
     cfg = search_config(model_settings(config, "mnist"))
     lo, hi = ds.lower, ds.upper
     print(f"   model: {what}; {len(x)} factuals x {x.shape[1]} features; {cfg}")
@@ -121,11 +141,7 @@ def full_run_ratio(config: dict, dataset: str, seed: int) -> str | None:
 
 def bench_epochs(config: dict, datasets: list[str], epochs: int, seed: int) -> None:
     print(f"\n== 2. CT/BL epoch time ({epochs} epochs each, median of epochs 2..{epochs}) ==")
-    for name in datasets:
-        d = data_dir(config, name)
-        if d is None:
-            print(f"   {name}: results/data/{name} missing: run `.venv/bin/snakemake --cores 2 data`")
-            continue
+    for name, d in present_datasets(config, datasets):
         ds = load_dataset(d)
         s = model_settings(config, name)
         s["n_epochs"] = epochs

@@ -110,6 +110,13 @@ def generate_ces(model, X: Tensor, y: Tensor, n: int, settings: dict, cfg: Searc
     a = yhat if settings["adv_label"] == "predicted" else y[idx]
     res = search(model, x0, t, cfg, lower, upper, mutability=mutability, generator=generator,
                  vae=vae)
+    return finish_ces(X, idx, t, a, res, settings, cfg, mutability, sampler, generator)
+
+
+def finish_ces(X: Tensor, idx: Tensor, t: Tensor, a: Tensor, res, settings: dict, cfg: SearchConfig,
+               mutability: Tensor | None, sampler: ClassSampler, generator: torch.Generator) -> CEData:
+    """Method 5.2 steps 5-7 after the search ``res`` of the factuals ``X[idx]``: draw x+, decide
+    maturity, substitute x+ for immature CEs, protect x+."""
     plus_index = sampler.draw(t, generator)
     x_plus = X[plus_index]
     if settings["maturity"] == "threshold":

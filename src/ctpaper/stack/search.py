@@ -1,0 +1,248 @@
+"""The batched CE search of method 4 over a model stack (Generic and ECCo members).
+
+``stacked_search`` runs the searches of K members at once: member k searches its own factuals
+``x[k]`` (padded to a common row count, ``valid`` marks real rows) with its own tau, step budget T,
+step size, lambda_cst, ECCo energy weight (zero for Generic) and mutability. Every iteration is one
+stacked forward and backward for all members. Per row it computes exactly what
+``ctpaper.search.search`` computes for that member alone (same ops on the same values, so the same
+steps, CEs and nascent AEs; tests/test_stack_search.py checks it):
+
+* convergence check before the step (threshold), a member's rows stop at its own budget k = T_k,
+  where the same forward serves the final check p_t >= tau;
+* g = grad of the summed loss; + lambda_cst sign(x' - x) for k > 0; non-finite -> 0; mutability on the
+  update; finished rows frozen; x' += -lr g; clamp; nascent-AE tracker.
+
+Working-set compaction (the fast path): when a quarter of the working slots has finished, members
+without active rows leave the stack and each remaining member's active rows move to the front, so the
+row dimension shrinks to the widest remaining member. Results are identical with and without it.
+REVISE members search in their VAE's latent space and use ``ctpaper.search.revise_search``.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Sequence
+
+import torch
+from torch import Tensor
+
+from ctpaper.search import (ENERGY_QUAD, SearchConfig, _bounds, _scalar_bounds, energy_weight,
+                            mutability_step_bounds)
+
+COMPACT_FRACTION = 0.75   # compact once >= 25% of the working slots have finished
+
+
+@dataclass
+class StackSearchResult:
+    """Per-member, per-row outputs (K, N, ...): as ``ctpaper.search.SearchResult``."""
+
+    x_cf: Tensor
+    x_adv: Tensor
+    mature: Tensor
+    steps: Tensor
+
+
+@dataclass
+class _Members:
+    """Per-member search settings as tensors over the K members."""
+
+    tau: Tensor          # (K,)
+    T: list[int]
+    neg_lr: Tensor       # (K,) -eta_ce
+    lambda_cst: Tensor   # (K,)
+    lambda_egy: list[float]   # 0 where the energy term is off (Generic, or ECCo with a = 0)
+    eps: float
+    eps_strict: bool
+    threshold: bool
+    g_bounds: tuple[Tensor, Tensor] | None   # (K, 1, D) bounds on g = -dx / lr (mutability)
+
+    @classmethod
+    def from_configs(cls, cfgs: Sequence[SearchConfig], mutability, n_features: int) -> "_Members":
+        if any(c.generator not in ("ecco", "generic") for c in cfgs):
+            raise ValueError("stacked_search runs Generic and ECCo members; REVISE uses revise_search")
+        for name in ("eps", "eps_strict", "convergence"):
+            if len({getattr(c, name) for c in cfgs}) > 1:
+                raise ValueError(f"members of one stacked search must share {name}")
+        lam_egy = [c.lambda_egy if c.generator == "ecco" else 0.0 for c in cfgs]
+        return cls(tau=torch.tensor([float(c.tau) for c in cfgs]), T=[int(c.T) for c in cfgs],
+                   neg_lr=torch.tensor([-float(c.lr) for c in cfgs]),
+                   lambda_cst=torch.tensor([float(c.lambda_cst) for c in cfgs]),
+                   lambda_egy=lam_egy, eps=float(cfgs[0].eps), eps_strict=bool(cfgs[0].eps_strict),
+                   threshold=cfgs[0].convergence == "threshold",
+                   g_bounds=_stacked_g_bounds(mutability, len(cfgs), n_features))
+
+    def phi(self, k: int, members: list[int]) -> list[float]:
+        """lambda_egy * phi_k per working member (method 4.4), 0 where the energy term is off."""
+        return [self.lambda_egy[m] * energy_weight(k, self.T[m]) if self.lambda_egy[m] else 0.0
+                for m in members]
+
+
+def _stacked_g_bounds(mutability, K: int, D: int) -> tuple[Tensor, Tensor] | None:
+    """Mutability (method 4.6) per member as bounds on g (the update is -lr g), shape (K, 1, D)."""
+    if mutability is None:
+        return None
+    bounds = [mutability_step_bounds(m, D) for m in mutability]
+    if all(b is None for b in bounds):
+        return None
+    inf = torch.full((D,), math.inf)
+    lo = torch.stack([-inf if b is None else -b[1] for b in bounds])
+    hi = torch.stack([inf if b is None else -b[0] for b in bounds])
+    return lo[:, None, :], hi[:, None, :]
+
+
+class _WorkingSet:
+    """The rows still searching: members (K',), their rows (K', N') and the tensors of those rows."""
+
+    def __init__(self, x: Tensor, target: Tensor, valid: Tensor):
+        K, N, _ = x.shape
+        self.extra: dict[str, Tensor] = {}   # further per-row state compacted alongside (REVISE z)
+        self.members = torch.arange(K)
+        self.rows = torch.arange(N).expand(K, N)
+        self.live = valid.clone()            # rows owned by this working set (written back)
+        self.x_prime = x.clone()
+        self.x_factual, self.t = x, target
+        self.x_adv = x.clone()
+        self.d = torch.zeros_like(x)          # x' - x
+        self.is_full = True                   # members and rows are the identity
+
+    def write_back(self, x_cf: Tensor, x_adv: Tensor) -> None:
+        m = self.members[:, None].expand_as(self.rows)[self.live]
+        r = self.rows[self.live]
+        x_cf[m, r] = self.x_prime[self.live]
+        x_adv[m, r] = self.x_adv[self.live]
+
+    def compact(self, alive: Tensor) -> Tensor:
+        """Keep members with active rows, active rows first, width = most active rows; returns the
+        new ``alive``."""
+        counts = alive.sum(1)
+        keep = (counts > 0).nonzero().squeeze(1)
+        width = int(counts.max())
+        order = torch.argsort((~alive[keep]).to(torch.uint8), dim=1, stable=True)[:, :width]
+
+        def take(v: Tensor) -> Tensor:
+            v = v[keep]
+            if v.dim() == 2:
+                return v.gather(1, order)
+            return v.gather(1, order[:, :, None].expand(-1, -1, v.shape[2]))
+
+        self.members = self.members[keep]
+        self.rows = take(self.rows)
+        alive = take(alive)
+        self.live = alive
+        self.x_prime, self.x_factual, self.t = take(self.x_prime), take(self.x_factual), take(self.t)
+        self.x_adv, self.d = take(self.x_adv), take(self.d)
+        self.extra = {name: take(v) for name, v in self.extra.items()}
+        self.is_full = False
+        return alive
+
+    def worth_compacting(self, alive: Tensor) -> bool:
+        counts = alive.sum(1)
+        slots = int((counts > 0).sum()) * int(counts.max())
+        return slots <= COMPACT_FRACTION * alive.numel()
+
+
+def stacked_search(net, x: Tensor, target: Tensor, valid: Tensor, cfgs: Sequence[SearchConfig],
+                   lower, upper, mutability: Sequence[Tensor | None] | None = None, *,
+                   compact: bool = True) -> StackSearchResult:
+    """Search CEs for the factuals ``x`` (K, N, D) towards ``target`` (K, N) of the K members of
+    ``net`` (a ``StackedMLP``); ``cfgs[k]`` and ``mutability[k]`` are member k's settings,
+    ``valid`` (K, N) marks the real rows (member k searches ``valid[k].sum()`` factuals)."""
+    x, target = x.detach(), target.detach().long()
+    K, N, D = x.shape
+    s = _Members.from_configs(cfgs, mutability, D)
+    lo, hi = _bounds(lower, upper, None, D, x)
+    clamp_to = _scalar_bounds(lo, hi) or (lo, hi)
+    x_cf, x_adv = x.clone(), x.clone()
+    steps = torch.zeros(K, N, dtype=torch.long)
+    mature = torch.zeros(K, N, dtype=torch.bool)
+    ws = _WorkingSet(x, target, valid)
+    alive = valid.clone()
+    with torch.enable_grad():
+        for k in range(max(s.T) + 1):
+            x_var = ws.x_prime.detach().requires_grad_(True)
+            logits, logp_t, alive = forward_and_check(net, x_var, alive, k, s, ws, steps, mature)
+            if not bool(alive.any()):
+                break
+            g = _gradient(x_var, logits, logp_t, ws, k, s)
+            with torch.no_grad():
+                _step(g, alive, k, s, ws, clamp_to)
+                if compact and ws.worth_compacting(alive):
+                    ws.write_back(x_cf, x_adv)
+                    alive = ws.compact(alive)
+    with torch.no_grad():
+        ws.write_back(x_cf, x_adv)
+        virgin = valid & (steps == 0)     # stopped before the first step: the factual itself
+        x_cf[virgin] = x[virgin]
+        x_adv[virgin] = x[virgin]
+    return StackSearchResult(x_cf, x_adv, mature, steps)
+
+
+def forward_and_check(net, x_in: Tensor, alive: Tensor, k: int, s: _Members, ws: _WorkingSet,
+                      steps: Tensor, mature: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+    """Logits and log p_t of the working rows ``x_in`` and the convergence check before step k;
+    returns (logits, log p_t, rows that take step k)."""
+    logits = net(x_in, None if ws.is_full else ws.members)
+    logp_t = logits.log_softmax(2).gather(2, ws.t[:, :, None])
+    with torch.no_grad():
+        alive = _check(alive, logp_t, k, s, ws, steps, mature)
+    return logits, logp_t, alive
+
+
+def _check(alive: Tensor, logp_t: Tensor, k: int, s: _Members, ws: _WorkingSet, steps: Tensor,
+           mature: Tensor) -> Tensor:
+    """Convergence check before step k (method 4.2) and each member's budget T: rows that stop now
+    record k steps and their maturity; returns the rows that take step k."""
+    p_t = logp_t.detach().exp().squeeze(2)
+    tau = s.tau[ws.members][:, None]
+    in_budget = (torch.tensor(s.T)[ws.members] > k)[:, None]
+    go_on = in_budget & (p_t < tau) if s.threshold else in_budget.expand_as(p_t)
+    done = alive & ~go_on
+    if bool(done.any()):
+        m = ws.members[:, None].expand_as(ws.rows)[done]
+        r = ws.rows[done]
+        steps[m, r] = k
+        if s.threshold:   # converged: mature after >= 1 step; budget spent: final check p_t >= tau
+            mature[m, r] = torch.where(in_budget, torch.tensor(k > 0), p_t >= tau)[done]
+        else:
+            mature[m, r] = True
+    return alive & go_on
+
+
+def _gradient(x_var: Tensor, logits: Tensor, logp_t: Tensor, ws: _WorkingSet, k: int,
+              s: _Members) -> Tensor:
+    """g = grad of sum_i [CE(M(x'_i), t_i) + lambda_egy pen_egy_k(x'_i)] w.r.t. the state (the L1
+    term is added in closed form by ``_step``)."""
+    loss = -logp_t.sum()
+    phi = s.phi(k, ws.members.tolist())
+    if any(phi):
+        e = -logits.gather(2, ws.t[:, :, None])
+        loss = loss + (torch.tensor(phi)[:, None, None] * (e + ENERGY_QUAD * e * e)).sum()
+    (g,) = torch.autograd.grad(loss, x_var)
+    return g
+
+
+def _step(g: Tensor, alive: Tensor, k: int, s: _Members, ws: _WorkingSet, clamp_to) -> None:
+    """x' += -lr g with the L1 subgradient, non-finite -> 0, mutability and frozen finished rows;
+    clamp; nascent-AE tracker (method 4.6, 4.7). In place on the working set."""
+    members = ws.members
+    lambda_cst = s.lambda_cst[members]
+    if k > 0 and bool((lambda_cst > 0).any()):     # at k = 0, x' - x = 0: sign 0
+        g.addcmul_(torch.sign(ws.d), lambda_cst[:, None, None])
+    torch.nan_to_num_(g, nan=0.0, posinf=0.0, neginf=0.0)
+    if s.g_bounds is not None:
+        g.clamp_(s.g_bounds[0][members], s.g_bounds[1][members])
+    g.mul_(alive[:, :, None])
+    neg_lr = s.neg_lr[members]
+    if bool((neg_lr == neg_lr[0]).all()):
+        ws.x_prime.add_(g, alpha=float(neg_lr[0]))
+    else:
+        ws.x_prime.addcmul_(g, neg_lr[:, None, None])
+    if isinstance(clamp_to[0], float):
+        ws.x_prime.clamp_(*clamp_to)
+    else:
+        ws.x_prime.clamp_(clamp_to[0], clamp_to[1])
+    torch.sub(ws.x_prime, ws.x_factual, out=ws.d)
+    linf = torch.maximum(ws.d.amax(2), ws.d.amin(2).neg())
+    ok = (linf < s.eps if s.eps_strict else linf <= s.eps) & alive
+    torch.where(ok[:, :, None], ws.x_prime, ws.x_adv, out=ws.x_adv)
