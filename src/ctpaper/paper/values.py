@@ -383,7 +383,7 @@ def repro_notes(config: dict, metas: dict[str, dict]) -> str:
          "epoch, chunked over unshuffled batches, in the published results",
          f"`train.ce_frequency` = {t['ce_frequency']} ({status(t['ce_frequency'], 'epoch', 'batch')})"),
         ("Test-time cost weight", "λ_cst = 0.001 in Note 2; 0.0 in the published results (Note 2's "
-         "τ = 0.75 and T = 30 are not used at test time, τ = 0.95 and T = 50 are)",
+         "τ = 0.75 and T = 30 are not used at test time; see the next two items for τ and T)",
          f"`eval.lambda_cst` = {_setting(e['lambda_cst'])} ({status(e['lambda_cst'], 0.0, 0.001)}); "
          f"`free` family τ = {free['tau']}, T = {free['T']}"),
         ("Evaluation size of the `free` family (IP, IP\\*)", "5 runs × 100 individuals in Note 2; "
