@@ -1,5 +1,6 @@
 """The side-by-side comparison with the original's published tables, on worked frames."""
 
+import copy
 import math
 from pathlib import Path
 
@@ -59,7 +60,7 @@ def test_table1_comparison_classes_agreement_and_known_differences():
               "adult": {"ip": (3.0, 0.5, True)},
               "gmsc": {"cost": (-2.0, 4.0, False)},
               "mnist": {"ip_star": (-10.0, 90.0, False)}})
-    c1 = C.table1_comparison(t1, ORIGINAL, _ctx(synthetic_rng="numpy"))
+    c1 = C.table1_comparison(t1, ORIGINAL, _ctx(synthetic_rng="numpy", synthetic_original=False))
     got = {(r["dataset"], r["metric"]): r for _, r in c1.iterrows()}
     assert len(c1) == 4 * 3                 # every metric of every dataset in the frame
     assert {k for k, r in got.items() if not math.isnan(r["ours"])} == {
@@ -83,10 +84,22 @@ def test_table1_comparison_classes_agreement_and_known_differences():
     r = got[("mnist", "ip_star")]
     assert (r["ours_class"], r["original_class"], r["agree"]) == ("n.s.", "n.s.", True)
     # with the Julia stream the synthetic explanation changes; other IP references are named
-    c1 = C.table1_comparison(t1, ORIGINAL, _ctx(synthetic_rng="julia", ip_reference="fixed"))
+    c1 = C.table1_comparison(t1, ORIGINAL, _ctx(synthetic_rng="julia", synthetic_original=True,
+                                                 ip_reference="fixed"))
     known = c1.set_index(["dataset", "metric"])["known"]
     assert "synthetic points are the original's" in known[("ls", "cost")]
     assert "`eval.ip.reference` = fixed" in known[("adult", "ip")]
+
+
+def test_synthetic_stream_is_original_only_with_the_original_seeds_and_sizes():
+    cfg = load_config(ROOT / "config" / "config.yaml")
+    cfg["data"]["synthetic"]["rng"] = "julia"
+    assert C.synthetic_stream_is_original(cfg)
+    for section, key, value in (("synthetic", "rng", "numpy"), ("synthetic", "n_generate", 5000),
+                                ("seed", "data", 1)):
+        other = copy.deepcopy(cfg)
+        (other["data"]["synthetic"] if section == "synthetic" else other["seed"])[key] = value
+        assert not C.synthetic_stream_is_original(other)
 
 
 def test_known_differences_name_changed_protected_settings():

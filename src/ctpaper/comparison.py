@@ -49,10 +49,19 @@ def load_original(path: str | Path) -> dict:
         return yaml.safe_load(fh)
 
 
+def synthetic_stream_is_original(config: dict) -> bool:
+    """Whether the synthetic data are the original's points: Julia's stream (``data.synthetic.rng``)
+    with the original's seeds (42, 2025), 100,000 generated points and drawn blob centres."""
+    syn, seed = config["data"]["synthetic"], config["seed"]
+    return (syn.get("rng"), seed["data"], seed["global"], syn["n_generate"], syn["centers"]) == \
+        ("julia", 42, 2025, 100_000, None)
+
+
 def context(config: dict) -> dict:
     """The settings of this run that the explanations of disagreements name (the rule's params)."""
     return {
         "synthetic_rng": config["data"]["synthetic"].get("rng", "numpy"),
+        "synthetic_original": synthetic_stream_is_original(config),
         "ip_reference": config["eval"]["ip"]["reference"],
         "free": {d: eval_settings(config, d, "free") for d in config["datasets"]},
         "protected": {d: eval_settings(config, d, "protected") for d in config["datasets"]},
@@ -73,14 +82,14 @@ def known_differences(dataset: str, metric: str, ctx: dict, ours: dict, orig: di
     cost), read from this run's settings ``ctx`` and the two values."""
     out = []
     if dataset in SYNTHETIC:
-        if ctx["synthetic_rng"] == "julia":
+        if ctx["synthetic_original"]:
             out.append("the synthetic points are the original's (`data.synthetic.rng` = julia), but "
                        "the pool's train/validation split is ours (the original drew it from "
                        "Julia's process-wide generator)")
         else:
-            out.append(f"the synthetic data are drawn with `data.synthetic.rng` = "
-                       f"{ctx['synthetic_rng']}, not the original's Julia stream, so the points "
-                       "(for LS and OL the blob centres) differ")
+            out.append(f"the synthetic data are not the original's points (`data.synthetic.rng` = "
+                       f"{ctx['synthetic_rng']} or other seeds or sizes), so for LS and OL the "
+                       "blob centres differ too")
     if metric == "cost":
         own = ctx["protected"].get(dataset)
         pub = ORIGINAL_PROTECTED.get(dataset)
