@@ -27,8 +27,9 @@ from typing import Iterable
 
 import pandas as pd
 
+from ctpaper.comparison import CLASS_TEXT, synthetic_stream_is_original
+from ctpaper.comparison import summary as comparison_summary
 from ctpaper.config import LABELS, TABLE_ORDER, dataset_kind
-from ctpaper.comparison import CLASS_TEXT, summary as comparison_summary
 from ctpaper.tables import PM_TEXT, family_eval_text, markdown_table
 
 
@@ -317,9 +318,7 @@ def synthetic_stream_note(config: dict) -> str:
     syn, seed = config["data"]["synthetic"], config["seed"]
     here = (f"`data.synthetic.rng` = {syn['rng']}, seeds {seed['data']} / {seed['global']}, "
             f"{syn['n_generate']:,} points")
-    original = (syn["rng"], seed["data"], seed["global"], syn["n_generate"], syn["centers"]) == \
-        ("julia", 42, 2025, 100_000, None)
-    if not original:
+    if not synthetic_stream_is_original(config):
         return (here + " (differs from the published results): the points are not the original's"
                 + ("; numpy's generator gives other blob centres" if syn["rng"] == "numpy" else ""))
     return (here + " (as in the published results): the points, their rounding to Float32, the "
