@@ -485,7 +485,11 @@ def test_smoke_evaluate_end_to_end(smoke_run):
         summ = pd.read_parquet(res / d / "seed2025" / "ig_summary.parquet")
         assert set(summ["model"]) == {"BL", "CT_protected"}
         assert set(summ["source"]) == ({"rounds", "class_maps"} if d == "mnist" else {"rounds"})
-        assert summ["mean"].between(0, 1).all()
+        # method 6.9: min-max to [0, 1], but 2-D data use |g| / (max g - min g), which exceeds 1
+        # when the two attributions are close (LS with the original's Julia points)
+        assert (summ["mean"] >= 0).all()
+        if d not in ("ls", "circ", "moon", "ol"):
+            assert (summ["mean"] <= 1).all()
     maps = pd.read_parquet(res / "mnist" / "seed2025" / "ig_maps.parquet")
     assert len(maps) == 2 * 10 * 784
     assert maps.groupby(["model", "class"])["attribution"].agg(["min", "max"]).eq([0, 1]).all().all()
