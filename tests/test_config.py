@@ -36,6 +36,36 @@ def test_table2_overrides_note1(cfg):
     assert s["ce_lr"] == 0.1 and s["n_epochs"] == 100
 
 
+def test_per_family_evaluation_defaults(cfg):
+    """method.md 6.2: the protected (Cost) evaluations of the original ran with tau 0.5 (Adult
+    0.95), 50 runs and 100 individuals per lambda (MNIST 50); the free ones with the eval keys."""
+    for d in ("ls", "circ", "moon", "ol", "ch", "credit", "gmsc"):
+        assert C.eval_settings(cfg, d, "protected") == {"tau": 0.5, "T": 50, "n_runs": 50,
+                                                        "n_individuals": 100}
+    assert C.eval_settings(cfg, "adult", "protected")["tau"] == 0.95
+    assert C.eval_settings(cfg, "mnist", "protected") == {"tau": 0.5, "T": 50, "n_runs": 50,
+                                                          "n_individuals": 50}
+    free = {d: C.eval_settings(cfg, d, "free") for d in cfg["datasets"]}
+    assert all((s["tau"], s["T"], s["n_runs"]) == (0.95, 50, 100) for s in free.values())
+    assert [free[d]["n_individuals"] for d in ("ls", "adult", "mnist")] == [250, 100, 25]
+    assert cfg["eval"]["ip"]["reference"] == "per_ce"
+
+
+def test_eval_settings_precedence(cfg):
+    c = copy.deepcopy(cfg)
+    c["eval"]["families"]["free"] = {"T": 20, "n_individuals": {"tabular": 7},
+                                     "per_dataset": {"ch": {"n_individuals": 3, "tau": 0.8}}}
+    C.validate(c)
+    assert C.eval_settings(c, "adult", "free") == {"tau": 0.95, "T": 20, "n_runs": 100,
+                                                   "n_individuals": 7}
+    assert C.eval_settings(c, "ch", "free") == {"tau": 0.8, "T": 20, "n_runs": 100,
+                                                "n_individuals": 3}
+    assert C.eval_settings(c, "ls", "free")["n_individuals"] == 250   # other kinds: eval section
+    del c["eval"]["families"]
+    C.validate(c)
+    assert C.eval_settings(c, "adult", "protected")["tau"] == 0.95    # no overrides at all
+
+
 def test_overlay_merges_deeply(cfg):
     smoke = C.load(C.DEFAULT_CONFIG, C.ROOT / "config" / "smoke.yaml")
     assert smoke["model"]["n_epochs"] == 3
@@ -59,6 +89,17 @@ def test_overlay_merges_deeply(cfg):
     (lambda c: c["train"].__setitem__("nce", 10**9), "train.nce"),
     (lambda c: c["eval"]["n_individuals"].__setitem__("mnist", 10**8), "eval.n_individuals.mnist"),
     (lambda c: c["data"]["synthetic"].update(n_pool=90_000, n_test=20_000), "data.synthetic"),
+    (lambda c: c["eval"]["families"]["protected"].__setitem__("taus", 0.5),
+     "eval.families.protected.taus"),
+    (lambda c: c["eval"]["families"].__setitem__("prot", {}), "eval.families.prot"),
+    (lambda c: c["eval"]["families"]["protected"]["per_dataset"]["adult"].__setitem__("n_run", 5),
+     "eval.families.protected.per_dataset.adult.n_run"),
+    (lambda c: c["eval"]["families"]["protected"]["per_dataset"].__setitem__("iris", {}),
+     "eval.families.protected.per_dataset"),
+    (lambda c: c["eval"]["families"]["protected"].__setitem__("tau", 1.5),
+     "eval.families.protected.tau"),
+    (lambda c: c["eval"]["families"]["free"].__setitem__("n_runs", 0), "eval.families.free.n_runs"),
+    (lambda c: c["eval"]["ip"].__setitem__("reference", "once"), "eval.ip.reference"),
 ])
 def test_bad_config_names_the_key(cfg, mutate, key):
     bad = copy.deepcopy(cfg)

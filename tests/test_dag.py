@@ -61,6 +61,7 @@ def expected_jobs(cfg: dict, target: str = "all") -> dict[str, int]:
             "table_scores": 2,               # table1, table3
             "table_settings": 1,             # table2
             "table_performance": 1,
+            "table_comparison": 1,           # Tables 1 and 3 next to the original's
             "figure_fig1": 1,
             "figure_fig3": 1,
             "figure_maturity": 1,

@@ -2,6 +2,7 @@
 
 import math
 
+import numpy as np
 import pytest
 import torch
 
@@ -156,3 +157,105 @@ def test_accuracy_and_macro_f1():
     assert acc == 0.75 and f1 == pytest.approx((0.8 + 2 / 3) / 2) and n_pred == 2
     # a model that predicts class 0 everywhere is counted as single-class
     assert accuracy_f1(linear([[1.0, 0.0], [0.0, 0.0]], [10.0, 0.0]), x, y)[2] == 1
+
+
+# ---- IP with per-counterfactual reference draws (the original's, eval.ip.reference: per_ce) ------
+
+def _eval_set(n_per_class=(12, 30, 18), d=3, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    y = torch.cat([torch.full((n,), c) for c, n in enumerate(n_per_class)])
+    X = torch.randn(len(y), d, generator=g) + 2.0 * y[:, None]
+    return X, y
+
+
+def _literal_original_ip(x, t, X, y, n_balanced, n_draws, rng):
+    """CE.jl's find_potential_neighbours written out for one CE: the whole class-balanced resample
+    (every class, round(min(N, n)/K) rows each, with replacement), then n_draws draws with
+    replacement among its rows of true label t."""
+    K = int(y.max()) + 1
+    per = int(round(min(len(y), n_balanced) / K))
+    idx = np.sort(np.concatenate([rng.choice(np.flatnonzero(y.numpy() == c), per) for c in range(K)]))
+    ids = idx[y.numpy()[idx] == t]
+    ref = X[torch.from_numpy(rng.choice(ids, n_draws))]
+    return float(torch.cdist(x[None].double(), ref.double(), p=1).mean())
+
+
+def test_balanced_per_class_rounds_like_julia():
+    assert metrics.balanced_per_class(10000, 10, 1000) == 100     # MNIST test set
+    assert metrics.balanced_per_class(2654, 2, 1000) == 500       # a binary tabular test set
+    assert metrics.balanced_per_class(60, 3, 1000) == 20          # N < 1000: min(N, 1000)
+    assert metrics.balanced_per_class(5, 2, 1000) == 2            # round(2.5) == 2 (half to even)
+    assert metrics.balanced_per_class(7, 2, 1000) == 4            # round(3.5) == 4
+
+
+def test_resample_draws_shapes_ranges_and_counts():
+    rows, picks = metrics.resample_reference_draws(50, 13, 20, 1000, np.random.default_rng(0))
+    assert rows.shape == (50, 20) and picks.shape == (50, 1000)
+    assert rows.min() == 0 and rows.max() == 12
+    assert picks.min() == 0 and picks.max() == 19
+
+
+def test_per_ce_ip_mean_equals_exact_mean_within_standard_error():
+    """Every draw is marginally uniform over the target-class rows, so the per-CE estimator is
+    unbiased for the exact mean L1 distance to all of them."""
+    X, y = _eval_set()
+    x = torch.tensor([[0.5, -1.0, 2.0], [3.0, 1.0, 0.0]])
+    n_rep = 3000
+    for t in range(3):
+        xs = x.repeat(n_rep, 1)                       # every row gets its own reference draws
+        est = metrics.implausibility_resampled(xs, torch.full((len(xs),), t), X, y, 3, 1000, 1000,
+                                               np.random.default_rng(t), block=256).numpy()
+        exact = metrics.implausibility(x, X[y == t]).numpy()
+        for i in range(2):
+            e = est[i::2]
+            se = e.std(ddof=1) / np.sqrt(len(e))
+            assert abs(e.mean() - exact[i]) < 3 * se, (t, i, e.mean(), exact[i], se)
+            assert e.std() > 0                          # the reference set differs between CEs
+
+
+def test_per_ce_ip_is_distributed_as_the_original_draw():
+    """Mean and spread of the batched estimator equal those of CE.jl's literal two-stage draw (the
+    spread is set by the class-balanced resample's size: round(min(N, n_balanced)/K) target rows)."""
+    X, y = _eval_set()
+    x = torch.tensor([1.0, 0.0, 2.0])
+    n_rep, t = 3000, 1
+    ours = metrics.implausibility_resampled(x.repeat(n_rep, 1), torch.full((n_rep,), t), X, y, 3,
+                                            1000, 1000, np.random.default_rng(1)).numpy()
+    rng = np.random.default_rng(2)
+    lit = np.array([_literal_original_ip(x, t, X, y, 1000, 1000, rng) for _ in range(n_rep)])
+    assert abs(ours.mean() - lit.mean()) < 4 * np.sqrt(ours.var() / n_rep + lit.var() / n_rep)
+    assert 0.85 < ours.std() / lit.std() < 1.15
+    # the spread is that of a two-stage draw with m = 20 resampled target rows (60 rows, 3 classes),
+    # sigma^2 (1/m + 1/n_draws - 1/(m n_draws)); a single-stage draw of 1000 rows would be ~7x less
+    d = (X[y == t].double() - x.double()).abs().sum(1)
+    var = float(d.var(unbiased=False)) * (1 / 20 + 1 / 1000 - 1 / 20000)
+    assert 0.9 < ours.std() / np.sqrt(var) < 1.1
+
+
+@pytest.mark.parametrize("n_balanced", [1000, 6])   # 6: m = 2 << N_t, the batched-gather path
+def test_per_ce_ip_batched_equals_row_by_row_and_is_reproducible(n_balanced):
+    X, y = _eval_set(seed=4)
+    g = torch.Generator().manual_seed(5)
+    x = torch.randn(700, 3, generator=g)
+    t = torch.randint(0, 3, (700,), generator=g)
+    a = metrics.implausibility_resampled(x, t, X, y, 3, n_balanced, 1000,
+                                         np.random.default_rng(7), block=300)
+    b = metrics.implausibility_resampled(x, t, X, y, 3, n_balanced, 1000,
+                                         np.random.default_rng(7), block=300, max_elems=64)
+    assert torch.equal(a, b)                          # the memory bound does not change the draws
+    # row by row with the same draws: block by block, class by class
+    rng = np.random.default_rng(7)
+    m = metrics.balanced_per_class(len(y), 3, n_balanced)
+    want = torch.empty(700, dtype=torch.float64)
+    for b0 in range(0, 700, 300):
+        tb = t[b0:b0 + 300].numpy()
+        for c in np.unique(tb):
+            sel = b0 + np.flatnonzero(tb == c)
+            cls = X[y == c]
+            rows, picks = metrics.resample_reference_draws(len(sel), len(cls), m, 1000, rng)
+            for i, j in enumerate(sel):
+                ref = cls[torch.from_numpy(rows[i][picks[i]])]
+                want[j] = (x[j].double() - ref.double()).abs().sum(1).mean()
+    torch.testing.assert_close(a, want, rtol=1e-12, atol=1e-12)
+    assert torch.isnan(metrics.implausibility_resampled(x[:3], torch.tensor([0, 1, 3]), X, y, 4,
+                                                        1000, 10, np.random.default_rng(0))[2])

@@ -14,7 +14,8 @@ import pandas as pd
 import pytest
 import torch
 
-from ctpaper import tables
+from ctpaper import comparison, tables
+from ctpaper.comparison import CLASS_TEXT
 from ctpaper.paper import provenance, render, values
 
 torch.set_num_threads(1)
@@ -278,9 +279,17 @@ def test_repro_notes_cover_section_10_1_and_follow_config(base_config):
     metas = {"ls": {"n_test": 900, "n_pool": 3600}, "credit": {"n_test": 2654, "n_pool": 10618}}
     notes = values.repro_notes(base_config, metas)
     items = re.findall(r"^(\d+)\. \*\*", notes, flags=re.M)
-    assert items == [str(i) for i in range(1, 18)]
+    assert items == [str(i) for i in range(1, 20)]
     assert "`ce.lr` = 0.1 (as in the published results)" in notes
     assert "`data.synthetic.rng` = julia, seeds 42 / 2025, 100,000 points (as in the published" in notes
+    # the protected family's settings (method 6.2) and their two sources; IP per counterfactual
+    assert "`eval.families.protected`: τ = 0.5 (Adult 0.95), T = 50, 50 runs × 100 / 100 / 50 " \
+        "individuals per λ_egy (synthetic / tabular / MNIST)" in notes
+    assert "τ = 0.95 in Note 2" in notes and "caption of Table 1" in notes
+    assert "mutability/mlp/<dataset>/evaluation/evaluation_{1..5}/eval_config.toml" in notes
+    assert "an inference" in notes
+    assert "`eval.ip.reference` = per_ce with `eval.ip.n_balanced` = 1000 and `eval.ip.n_ref` = " \
+        "1000 (as in the published results)" in notes
     assert "LS 900 and Cred 2654" in notes and "Credit pool 10618" in notes
     changed = copy.deepcopy(base_config)
     changed["ce"]["lr"] = 0.25
@@ -372,12 +381,18 @@ def _synthetic_results(root: Path, config: dict, datasets: list[str]) -> dict:
     (bench / "ls.tsv").write_text("s\th:m:s\tmax_rss\tmax_vms\tmax_uss\tmax_pss\tio_in\tio_out\t"
                                   "mean_load\tcpu_time\n12.5\t0:00:12\t321.0\t1\t1\t1\t0\t0\t90\t11.0\n")
     provenance.write(config, root / "benchmarks", root / "paper" / "provenance.json")
+    comparison.make_comparison(T / "table1.csv", T / "table3.csv",
+                               REPO / "config" / "original_results.yaml", comparison.context(config),
+                               T / "comparison.csv", T / "comparison_means.csv",
+                               T / "comparison.md")
     values.write(config, root / "paper" / "values.json", table1_csv=T / "table1.csv",
                  performance_csv=T / "performance.csv", table2_csv=T / "table2.csv",
+                 comparison_csv=T / "comparison.csv", comparison_means_csv=T / "comparison_means.csv",
                  robustness_paths=[rob_p], log_paths=logs, ig_summary_paths=ig,
                  provenance_json=root / "paper" / "provenance.json",
                  ces_paths=[p for p in ces_paths if "/free/" in p], **stats)
-    return {"tables": {n: T / f"{n}.md" for n in ("table1", "table2", "table3", "performance")},
+    return {"tables": {n: T / f"{n}.md" for n in ("table1", "table2", "table3", "performance",
+                                                  "comparison")},
             "figures": figs}
 
 
@@ -391,9 +406,9 @@ def test_full_paper_renders_from_synthetic_outputs(tmp_path, base_config, datase
                             res["tables"], res["figures"], html, pdf, engine="pandoc")
     mnist = "mnist" in datasets
     assert len(summary["figures"]) == (6 if mnist else 3)
-    # table1, table2, table3, performance, compute
-    assert summary["tables"] == ["tbl-table1", "tbl-table2", "tbl-table3", "tbl-performance",
-                                 "tbl-compute"]
+    # table1, the two comparisons with the original, table2, table3, performance, compute
+    assert summary["tables"] == ["tbl-table1", "tbl-comparison", "tbl-comparison3", "tbl-table2",
+                                 "tbl-table3", "tbl-performance", "tbl-compute"]
     expected = ["fig-fig1", "fig-fig2", "fig-fig3", "fig-fig4", "fig-fig5", "fig-maturity"]
     assert summary["figures"] == (expected if mnist else ["fig-fig1", "fig-fig3", "fig-maturity"])
     assert len(summary["citations"]) >= 10
@@ -408,9 +423,16 @@ def test_full_paper_renders_from_synthetic_outputs(tmp_path, base_config, datase
         assert "In this case, all of the valid counterfactuals" in flat
     else:
         assert "On every dataset, at least 5% of the counterfactuals of both CT and BL" in flat
+    # the comparison with the original: counts in the text, one note per disagreeing cell
+    c1 = pd.read_csv(tmp_path / "results" / "tables" / "comparison.csv")
+    assert len(c1) == 3 * len(datasets)
+    assert (f"agrees with the original's for {int(c1['agree'].sum())} of {len(c1)} cells"
+            in flat)
+    for _, r in c1[~c1["agree"]].iterrows():
+        assert f"{r['label']}, {r['metric_label']} : {CLASS_TEXT[r['ours_class']]} here" in flat
     ptxt = render.pdf_text(pdf)
     if ptxt is not None:
         n_fig = 6 if mnist else 3
         assert f"Figure {n_fig}:" in ptxt and f"Figure {n_fig + 1}:" not in ptxt
-        assert "Table 5:" in ptxt and "Table 6:" not in ptxt
+        assert "Table 7:" in ptxt and "Table 8:" not in ptxt
         assert "??" not in ptxt and "@fig-" not in ptxt and "@tbl-" not in ptxt

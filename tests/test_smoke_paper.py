@@ -27,18 +27,32 @@ def test_smoke_figures_and_tables_exist(smoke_run):
         for ext in ("png", "pdf"):
             f = R / "figures" / f"{name}.{ext}"
             assert f.is_file() and f.stat().st_size > 1000, f
-    for name in ("table1", "table2", "table3", "performance"):
+    for name in ("table1", "table2", "table3", "performance", "comparison"):
         for ext in ("csv", "md"):
             f = R / "tables" / f"{name}.{ext}"
             assert f.is_file() and f.stat().st_size > 100, f
     assert (R / "paper" / "provenance.json").is_file()
+    # captions state the runs per column: the families' own run counts (smoke.yaml)
+    from ctpaper.config import eval_settings
+
+    cfg = smoke_run["config"]
+    n = {f: eval_settings(cfg, cfg["datasets"][0], f)["n_runs"] for f in ("free", "protected")}
+    t1 = (R / "tables" / "table1.md").read_text()
+    assert f"IP and IP\\*: {n['free']} runs; Cost: {n['protected']} runs per cell" in t1
+    # every Table-1 cell of the run is compared with the original's
+    import pandas as pd
+
+    c1 = pd.read_csv(R / "tables" / "comparison.csv")
+    assert len(c1) == 3 * len(cfg["datasets"])
+    assert set(c1["ours_class"]) <= {"better", "worse", "n.s."}
+    assert (c1["agree"] == (c1["ours_class"] == c1["original_class"])).all()
 
 
 @pytest.mark.slow
 def test_smoke_pdf_has_every_figure_and_table(smoke_run):
     R = smoke_run["results"]
     n_fig = len(_figure_names(smoke_run["config"]))
-    n_tbl = 5  # Tables 1-3, predictive performance, compute
+    n_tbl = 7  # Tables 1-3, the two comparisons with the original, predictive performance, compute
     typ = (R / "paper" / "build" / "paper.typ").read_text()
     assert len(re.findall(r"^<fig-[\w-]+>$", typ, flags=re.M)) == n_fig
     assert len(re.findall(r"^<tbl-[\w-]+>$", typ, flags=re.M)) == n_tbl

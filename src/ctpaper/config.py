@@ -155,9 +155,23 @@ def train_settings(config: dict, dataset: str) -> dict[str, Any]:
     return train
 
 
-def n_individuals(config: dict, dataset: str) -> int:
-    """Individuals per lambda_egy configuration for ``dataset`` (method.md 6.3)."""
-    return int(config["eval"]["n_individuals"][dataset_kind(dataset)])
+def eval_settings(config: dict, dataset: str, family: str) -> dict[str, Any]:
+    """Test-time tau, T, n_runs and n_individuals (per lambda_egy) of ``dataset`` in ``family``.
+
+    The eval section's values, overridden by ``eval.families.<family>`` and then by that family's
+    ``per_dataset.<dataset>`` (method.md 6.2-6.3: the protected family ran with other settings).
+    """
+    ev = config["eval"]
+    fam = (ev.get("families") or {}).get(family) or {}
+    own = (fam.get("per_dataset") or {}).get(dataset) or {}
+    kind = dataset_kind(dataset)
+    out = {}
+    for key in ("tau", "T", "n_runs"):
+        out[key] = own.get(key, fam.get(key, ev[key]))
+    per_kind = {**ev["n_individuals"], **(fam.get("n_individuals") or {})}
+    out["n_individuals"] = own.get("n_individuals", per_kind[kind])
+    return {"tau": float(out["tau"]), "T": int(out["T"]), "n_runs": int(out["n_runs"]),
+            "n_individuals": int(out["n_individuals"])}
 
 
 def eps_grid(config: dict) -> list[float]:

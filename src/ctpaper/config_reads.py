@@ -54,6 +54,7 @@ READS: dict[str, list[str]] = {
     "evaluate_ces": [
         "seed.global", "ce.lr", "train.adv_eps", "train.adv_eps_strict",
         "eval", "!eval.n_individuals", "eval.n_individuals.{kind}",
+        "!eval.families", "eval.families.{family}",
     ],
     "robustness": ["robust.eps_grid"],
     "performance": [],
@@ -64,9 +65,15 @@ READS: dict[str, list[str]] = {
         "datasets", "train", "!train.seeds", "!train.max_skipped_share", "model", "ce.lr",
         "data.domain_n_sigma",
         "eval.generator", "eval.tau", "eval.T", "eval.lambda_cst", "eval.lambda_egy_grid",
-        "eval.n_runs",
+        "eval.n_runs", "eval.n_individuals", "eval.families", "eval.ip.reference",
     ],
     "table_performance": [],
+    # the settings the explanations of disagreements name (comparison.context)
+    "table_comparison": [
+        "datasets", "seed.data", "seed.global", "data.synthetic.rng", "data.synthetic.n_generate",
+        "data.synthetic.centers", "eval.ip.reference", "eval.tau", "eval.T", "eval.n_runs",
+        "eval.n_individuals", "eval.families", "tables.compare_rel_tol",
+    ],
     "figure_fig1": ["figures.seed", "figures.fig1", "data.synthetic.centers", "data.domain_n_sigma",
                     "model.init", *_CE_SEARCH_BOUNDS],
     "figure_fig2": ["figures.seed", "figures.fig2", *_CE_SEARCH_BOUNDS],

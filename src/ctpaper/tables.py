@@ -19,7 +19,7 @@ from typing import Iterable, Mapping
 import numpy as np
 import pandas as pd
 
-from ctpaper.config import LABELS, TABLE_ORDER, dataset_kind, train_settings
+from ctpaper.config import LABELS, TABLE_ORDER, dataset_kind, eval_settings, train_settings
 from ctpaper.runtime import read_json, read_parquet
 
 log = logging.getLogger(__name__)
@@ -167,6 +167,39 @@ def _runs_text(ns: list[int]) -> str:
     return f"{ns[0]} runs" if len(ns) == 1 else f"{ns[0]}–{ns[-1]} runs"
 
 
+def runs_by_metric(metrics: Iterable[str], column) -> str:
+    """'IP and IP\\*: 100 runs; Cost: 50 runs': the runs behind each metric's cells, metrics with
+    equal counts named together. ``column(metric)`` gives the run counts of that metric's cells."""
+    groups: dict[str, list[str]] = {}
+    for m in metrics:
+        groups.setdefault(_runs_text(list(column(m))), []).append(_escape(METRICS[m][1]))
+    return "; ".join(f"{' and '.join(names)}: {runs}" for runs, names in groups.items())
+
+
+def family_eval_text(config: dict, family: str, datasets: Iterable[str]) -> dict[str, str]:
+    """The test-time tau, T, runs and individuals per lambda_egy of ``family`` as printed: the value
+    of most configured datasets, with the datasets that differ in parentheses ("0.5 (Adult 0.95)");
+    individuals by kind of dataset (synthetic / tabular / MNIST)."""
+    datasets = _order(datasets)
+    own = {d: eval_settings(config, d, family) for d in datasets}
+
+    def text(key, among):
+        vals = [own[d][key] for d in among]
+        if not vals:
+            return "–"
+        common = max(sorted(set(vals)), key=vals.count)
+        odd = [f"{LABELS[d]} {own[d][key]:g}" for d in among if own[d][key] != common]
+        return f"{common:g}" + (f" ({', '.join(odd)})" if odd else "")
+
+    kinds = [k for k in ("synthetic", "tabular", "mnist") if any(dataset_kind(d) == k for d in datasets)]
+    return {"tau": text("tau", datasets), "T": text("T", datasets),
+            "n_runs": text("n_runs", datasets),
+            "n_individuals": " / ".join(text("n_individuals",
+                                             [d for d in datasets if dataset_kind(d) == k])
+                                        for k in kinds),
+            "kinds": " / ".join("MNIST" if k == "mnist" else k for k in kinds)}
+
+
 # --------------------------------------------------------------------------------------------------
 # Table 1 and Table 3
 
@@ -235,13 +268,14 @@ def table1_markdown(t1: pd.DataFrame, pm_rule: str, ci_level: float) -> str:
                 cells.append(_escape(cell + ("*" if r[f"{metric}_significant"] else "")))
         rows.append(cells)
     header = ["Data"] + [METRICS[m][1].replace("*", r"\*") + " (%)" for m in TABLE1_COLUMNS]
-    runs = t1.loc[t1["dataset"] != "avg", [f"{m}_n_runs" for m in TABLE1_COLUMNS]].to_numpy().ravel()
+    cells = t1.loc[t1["dataset"] != "avg"]
+    runs = runs_by_metric(TABLE1_COLUMNS, lambda m: cells[f"{m}_n_runs"])
     level = f"{100 * ci_level:g}"
     caption = (
         "Percentage reduction of implausibility (IP, IP\\*; `free` models) and cost (`protected` "
         "models) achieved by counterfactual training (CT) relative to the baseline (BL), "
         "100 × (1 − mean over runs of the CT/BL ratio of per-run means); positive values favour CT. "
-        f"± is 100 × {PM_TEXT[pm_rule]} of the per-run ratios ({_runs_text(runs)} per cell); "
+        f"± is 100 × {PM_TEXT[pm_rule]} of the per-run ratios ({runs} per cell); "
         f"\\* marks cells whose {level}% interval of the per-run CT − BL difference excludes zero. "
         "Avg is the plain mean of the dataset values."
     )
@@ -269,7 +303,8 @@ def table3_markdown(t3: pd.DataFrame, ci_level: float) -> str:
     level = f"{100 * ci_level:g}"
     caption = (f"Mean over runs of the per-run means of each metric for CT and BL, and the lower (LB) "
                f"and upper (UB) bounds of the {level}% interval of the per-run difference CT − BL "
-               f"({_runs_text(t3['n_runs'])}). Cost uses the `protected` models, IP and IP\\* the `free` "
+               f"({runs_by_metric(TABLE3_METRICS, lambda m: t3.loc[t3['metric'] == m, 'n_runs'])}"
+               "). Cost uses the `protected` models, IP and IP\\* the `free` "
                "models. Values below 0.005 in magnitude are printed in scientific notation.")
     return markdown_table(rows, ["Metric", "Data", "CT", "BL", "LB", "UB"], "llrrrr", caption,
                           "tbl-table3")
@@ -329,7 +364,7 @@ def domain_text(dataset: str) -> str:
 def table2(config: dict, metas: Mapping[str, dict]) -> pd.DataFrame:
     """Per-dataset settings (Table 2) plus the shared Note-1 settings as repeated columns."""
     rows = []
-    shared = shared_settings(config)
+    shared = shared_settings(config, list(metas))
     for d in _order(metas):
         s = train_settings(config, d)
         meta = metas[d]
@@ -342,9 +377,11 @@ def table2(config: dict, metas: Mapping[str, dict]) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def shared_settings(config: dict) -> dict:
-    """Settings shared by all datasets (paper Note 1, training; and the test-time generator)."""
+def shared_settings(config: dict, datasets: Iterable[str]) -> dict:
+    """Settings shared by all datasets (paper Note 1, training; and the test-time generator, whose
+    tau, T, runs and individuals are given per family with the datasets that differ)."""
     t, e = config["train"], config["eval"]
+    fam = {f: family_eval_text(config, f, datasets) for f in ("free", "protected")}
     return {
         "model": f"{config['model']['arch'].upper()}, 1 hidden layer, {config['model']['hidden']} "
                  "units, ReLU",
@@ -356,10 +393,10 @@ def shared_settings(config: dict) -> dict:
         "nce_default": t["nce"], "model_lr": config["model"]["lr"],
         "n_epochs": config["model"]["n_epochs"], "adv_eps": t["adv_eps"],
         "domain_n_sigma": config["data"]["domain_n_sigma"],
-        "eval_generator": e["generator"], "eval_tau": e["tau"], "eval_T": e["T"],
-        "eval_lambda_cst": e["lambda_cst"],
+        "eval_generator": e["generator"], "eval_lambda_cst": e["lambda_cst"],
         "eval_lambda_egy_grid": ", ".join(f"{v:g}" for v in e["lambda_egy_grid"]),
-        "eval_n_runs": e["n_runs"],
+        "eval_ip_reference": e["ip"]["reference"],
+        **{f"eval_{f}_{k}": v for f, d in fam.items() for k, v in d.items()},
     }
 
 
@@ -375,7 +412,7 @@ def table2_markdown(t2: pd.DataFrame, config: dict) -> str:
             f"{n_sigma:g} SD widened to the observed range, or fixed pixel bounds. "
             "τ is the training decision threshold, nce the number of counterfactuals per epoch.")
     out = markdown_table(rows, header, "lrrrlrrr", cap1, "tbl-table2")
-    s = shared_settings(config)
+    s = shared_settings(config, t2["dataset"])
     gen = {"ecco": "ECCo", "generic": "Generic", "revise": "REVISE"}
     shared = [
         ("Model", s["model"]),
@@ -392,11 +429,17 @@ def table2_markdown(t2: pd.DataFrame, config: dict) -> str:
         (r"Training search: $\lambda_\mathrm{cst}$, $\lambda_\mathrm{egy}$",
          f"{s['lambda_cst']:g}, {s['lambda_egy']:g}"),
         ("Training search: optimiser, step size η", f"SGD, {s['ce_lr']:g}"),
-        ("Test-time search: generator, τ, T",
-         f"{gen[s['eval_generator']]}, {s['eval_tau']:g}, {s['eval_T']}"),
+        ("Test-time search: generator", gen[s["eval_generator"]]),
         (r"Test-time search: $\lambda_\mathrm{cst}$; $\lambda_\mathrm{egy}$ grid",
          f"{s['eval_lambda_cst']:g}; {s['eval_lambda_egy_grid']}"),
-        ("Evaluation runs", str(s["eval_n_runs"])),
+        *[(f"Test-time search and evaluation, `{f}` family ({what}): τ; T; runs; individuals per "
+           f"$\\lambda_\\mathrm{{egy}}$ ({s[f'eval_{f}_kinds']})",
+           f"{s[f'eval_{f}_tau']}; {s[f'eval_{f}_T']}; {s[f'eval_{f}_n_runs']}; "
+           f"{s[f'eval_{f}_n_individuals']}")
+          for f, what in (("free", "IP, IP\\*"), ("protected", "Cost"))],
+        ("IP reference rows", {"per_ce": "drawn for every counterfactual",
+                               "fixed": "one fixed set per class",
+                               "exact": "all test rows of the target class"}[s["eval_ip_reference"]]),
     ]
     out += ("\nSettings shared by all datasets (the original's Notes 1 and 2, with the values applied "
             "in this run; the reproduction notes list where they differ from the paper text):\n\n")

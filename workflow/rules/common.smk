@@ -64,7 +64,7 @@ FIGURE = f"{R}/figures/{{name}}"
 LOGS = f"{R}/logs"
 BENCH = f"{R}/benchmarks"
 
-TABLE_NAMES = ["table1", "table2", "table3", "performance"]
+TABLE_NAMES = ["table1", "table2", "table3", "performance", "comparison"]
 # Figures 2, 4 and 5 show MNIST counterfactuals; they exist only when MNIST is configured.
 MNIST_FIGURES = ["fig2", "fig4", "fig5"]
 FIGURE_NAMES = ["fig1", "fig3", "maturity"] + (MNIST_FIGURES if "mnist" in DATASETS else [])

@@ -2,6 +2,7 @@
 #   table_scores       Table 1 / Table 3 (wildcard name = table1 | table3) from every ces.parquet
 #   table_settings     Table 2 (+ the shared Note-1/Note-2 settings) from the config and meta.json
 #   table_performance  test accuracy / macro-F1 table from every performance.parquet
+#   table_comparison   every Table-1 cell and Table-3 mean next to the original's published values
 #   figure_fig1        Figure 1: its own linear-model experiment (no upstream inputs)
 #   figure_fig2        Figure 2: MNIST CEs of the protected models + IG maps (only with mnist)
 #   figure_fig45       Figures 4/5 (wildcard name = fig4 | fig5): MNIST CE grids, CT / BL (only with mnist)
@@ -27,6 +28,8 @@ HAS_MNIST = "mnist" in DATASETS  # Figures 2, 4 and 5 (MNIST_FIGURES) exist only
 FIG_STATS = f"{FIGURE}_stats.json"
 PROVENANCE = f"{R}/paper/provenance.json"
 PAPER_VALUES = f"{R}/paper/values.json"
+# the original's published tables (facts for the comparison table, not settings)
+ORIGINAL_RESULTS = os.path.join(workflow.basedir, "config", "original_results.yaml")
 
 
 def _fig_model(dataset, model, seed=FIG_SEED):
@@ -126,6 +129,32 @@ rule table_performance:
         runtime=5,
     script:
         "../scripts/table.py"
+
+
+rule table_comparison:
+    input:
+        table1=f"{R}/tables/table1.csv",
+        table3=f"{R}/tables/table3.csv",
+        original=ORIGINAL_RESULTS,
+        code=code("comparison.py", "tables.py"),
+    output:
+        csv=f"{TABLE}.csv",
+        md=f"{TABLE}.md",
+        means=f"{R}/tables/{{name}}_means.csv",
+    wildcard_constraints:
+        name="comparison",
+    params:
+        config_reads=reads("table_comparison"),
+    log:
+        f"{LOGS}/table_comparison/{{name}}.log",
+    benchmark:
+        f"{BENCH}/table_comparison/{{name}}.tsv"
+    threads: 1
+    resources:
+        mem_mb=500,
+        runtime=5,
+    script:
+        "../scripts/comparison.py"
 
 
 # ---- figures --------------------------------------------------------------------------------------
@@ -287,6 +316,8 @@ rule paper_values:
         table1=f"{R}/tables/table1.csv",
         table2=f"{R}/tables/table2.csv",
         performance=f"{R}/tables/performance.csv",
+        comparison=f"{R}/tables/comparison.csv",
+        comparison_means=f"{R}/tables/comparison_means.csv",
         robustness=_all(ROBUSTNESS),
         # the free family's counterfactuals: shares of valid and mature CEs per dataset and model
         ces=[p for p in _all(CES) if os.path.basename(os.path.dirname(p)) == "free"],

@@ -6,6 +6,7 @@ float64; they know nothing about files or the sampling protocol (``protocol.py``
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 
 # Rows per chunk in the distance computations; bounds the working memory of IP / MMD.
@@ -87,6 +88,82 @@ def implausibility_by_target(x_cf: torch.Tensor, target: torch.Tensor,
         if len(rows):
             dist = ref if isinstance(ref, L1MeanDistance) else L1MeanDistance(ref)
             out[rows] = dist(x_cf[rows])
+    return out
+
+
+# Counterfactuals per draw block of ``implausibility_resampled`` (fixed, so that the draws do not depend
+# on the memory budget) and elements of the largest distance matrix it forms.
+RESAMPLE_BLOCK = 1024
+RESAMPLE_ELEMS = 1 << 22
+RESAMPLE_GATHER_RATIO = 6
+
+
+def balanced_per_class(n_eval: int, n_classes: int, n_balanced: int) -> int:
+    """Rows per class of the class-balanced resample of min(N, n_balanced) evaluation rows.
+
+    Julia's ``Int(round(n / n_classes))`` as in CE.jl ``subsample``; Python's round() also rounds
+    half to even.
+    """
+    return max(1, int(round(min(n_eval, n_balanced) / n_classes)))
+
+
+def resample_reference_draws(n: int, n_class_rows: int, m: int, n_draws: int,
+                             rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """Per-counterfactual reference draws for ``n`` counterfactuals of one target class.
+
+    Returns (rows, picks): ``rows`` (n, m) are the target-class part of the class-balanced resample
+    (``m`` uniform draws with replacement among the ``n_class_rows`` rows of that class), ``picks``
+    (n, n_draws) the positions in ``rows`` of ``n_draws`` uniform draws with replacement among them.
+    """
+    rows = rng.integers(0, n_class_rows, size=(n, m))
+    picks = rng.integers(0, m, size=(n, n_draws))
+    return rows, picks
+
+
+def implausibility_resampled(x_cf: torch.Tensor, target: torch.Tensor, X_eval: torch.Tensor,
+                             y_eval: torch.Tensor, n_classes: int, n_balanced: int, n_draws: int,
+                             rng: np.random.Generator, block: int = RESAMPLE_BLOCK,
+                             max_elems: int = RESAMPLE_ELEMS) -> torch.Tensor:
+    """IP with reference rows drawn afresh for every counterfactual, as the original computes it.
+
+    For each row x' with target t (CE.jl ``find_potential_neighbours``): a class-balanced resample
+    with replacement of min(N, n_balanced) evaluation rows, then ``n_draws`` draws with replacement
+    among the resampled rows whose true label is t; IP(x') = mean over those draws of ||x' - r||_1.
+    Only the target class's part of the resample can be drawn, so it is drawn alone
+    (``resample_reference_draws``). ``rng`` (numpy Generator) is consumed in blocks of ``block`` rows
+    in row order, class by class, so results depend only on the seed; memory is bounded by the draws
+    of one block and ``max_elems`` distances per step. float64 per row; NaN for targets without
+    evaluation rows.
+    """
+    out = torch.full((len(x_cf),), float("nan"), dtype=torch.float64)
+    y_np = y_eval.numpy()
+    m = balanced_per_class(len(y_np), n_classes, n_balanced)
+    by_class = {c: X_eval[torch.from_numpy(np.flatnonzero(y_np == c))].double()
+                for c in range(n_classes)}
+    t_np = target.numpy()
+    d = x_cf.shape[1]
+    for b0 in range(0, len(x_cf), block):
+        t_blk = t_np[b0:b0 + block]
+        for c in np.unique(t_blk):
+            sel = b0 + np.flatnonzero(t_blk == c)
+            ref = by_class.get(int(c))
+            if ref is None or len(ref) == 0:
+                continue
+            rows, picks = map(torch.from_numpy,
+                              resample_reference_draws(len(sel), len(ref), m, n_draws, rng))
+            # distances to the m resampled rows (batched cdist) or, cheaper per element, to all
+            # N_t rows of the class and then picked; measured break-even near N_t = 6 m
+            per_row = m * d if len(ref) > RESAMPLE_GATHER_RATIO * m else len(ref)
+            step = max(1, max_elems // per_row)
+            for i in range(0, len(sel), step):
+                pos = torch.from_numpy(sel[i:i + step])
+                x = x_cf[pos].double()
+                if len(ref) > RESAMPLE_GATHER_RATIO * m:
+                    dist = torch.cdist(x[:, None, :], ref[rows[i:i + step]], p=1)[:, 0]   # (s, m)
+                    out[pos] = dist.gather(1, picks[i:i + step]).mean(1)
+                else:
+                    dist = torch.cdist(x, ref, p=1)                                   # (s, N_t)
+                    out[pos] = dist.gather(1, rows[i:i + step].gather(1, picks[i:i + step])).mean(1)
     return out
 
 

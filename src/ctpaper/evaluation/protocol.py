@@ -3,7 +3,8 @@
 Implements method 6.1-6.7 for one dataset, training seed and experiment family:
 
 * models: CT = ``ct_{family}``, BL = ``bl``, both explained under the family's mutability;
-* generator (6.2): ECCo with ``eval.tau``, ``eval.T``, ``ce.lr``, ``eval.lambda_cst`` and each
+* generator (6.2): ECCo with the family's (and dataset's) tau and T (``config.eval_settings``:
+  ``eval.tau``/``eval.T`` overridden by ``eval.families``), ``ce.lr``, ``eval.lambda_cst`` and each
   ``eval.lambda_egy_grid`` value in turn; Adult/Credit one-hot blocks reconstructed by arg-max and
   excluded from clamping;
 * sampling (6.3): per lambda configuration n_ind (f_i, t_i) pairs drawn once and shared by both
@@ -15,9 +16,11 @@ Implements method 6.1-6.7 for one dataset, training seed and experiment family:
 
 Choices the method leaves open (documented here and in the output):
 
-* IP reference sets R_t: **one** set per target class t per dataset evaluation (dataset, training
-  seed), ``eval.ip.n_ref`` test rows with true label t drawn uniformly with replacement; the same sets
-  serve CT and BL, all lambda configurations, runs and both families.
+* IP reference rows (``eval.ip.reference``): ``per_ce`` (default, the original's): drawn afresh for
+  every counterfactual (``metrics.implausibility_resampled``) from a generator per (family, model,
+  lambda); ``fixed``: **one** set per target class t per dataset evaluation (dataset, training seed),
+  ``eval.ip.n_ref`` test rows with true label t drawn uniformly with replacement, shared by CT and BL,
+  all lambda configurations, runs and both families; ``exact``: all test rows with true label t.
 * f_i redraw: uniform over the classes != t_i that the model predicts for at least one test point
   (= rejection sampling from the uniform over classes != t_i). If the model predicts only t_i, the
   pair (f_i, t_i) is redrawn for that model (f_i uniform over predicted classes, t_i != f_i) with a
@@ -83,6 +86,8 @@ class EvalSettings:
     n_runs: int
     n_individuals: int
     redraw_pairs_per_run: bool
+    ip_reference: str
+    n_balanced: int
     n_ref: int
     mmd_length_scale: float
     mmd_n_samples: int
@@ -92,18 +97,21 @@ class EvalSettings:
     adv_eps_strict: bool
 
     @classmethod
-    def from_config(cls, config: dict, dataset: str) -> "EvalSettings":
-        from ctpaper.config import n_individuals
+    def from_config(cls, config: dict, dataset: str, family: str = "free") -> "EvalSettings":
+        from ctpaper.config import eval_settings
 
         ev = config["eval"]
+        own = eval_settings(config, dataset, family)
         return cls(
             seed_global=int(config["seed"]["global"]), generator=ev.get("generator", "ecco"),
-            tau=float(ev["tau"]), T=int(ev["T"]), lr=float(config["ce"]["lr"]),
+            tau=own["tau"], T=own["T"], lr=float(config["ce"]["lr"]),
             lambda_cst=float(ev["lambda_cst"]),
             lambda_egy_grid=tuple(float(v) for v in ev["lambda_egy_grid"]),
-            n_runs=int(ev["n_runs"]), n_individuals=n_individuals(config, dataset),
+            n_runs=own["n_runs"], n_individuals=own["n_individuals"],
             redraw_pairs_per_run=bool(ev.get("redraw_pairs_per_run", False)),
-            n_ref=int(ev["ip"]["n_ref"]), mmd_length_scale=float(ev["mmd"]["length_scale"]),
+            ip_reference=ev["ip"].get("reference", "per_ce"),
+            n_balanced=int(ev["ip"].get("n_balanced", 1000)), n_ref=int(ev["ip"]["n_ref"]),
+            mmd_length_scale=float(ev["mmd"]["length_scale"]),
             mmd_n_samples=int(ev["mmd"]["n_samples"]),
             mmd_reference=ev["mmd"].get("reference", "sample"),
             redundancy_tol=float(ev.get("redundancy_tol", 1e-5)),
@@ -156,9 +164,10 @@ def choose_factuals(pred: np.ndarray, f: np.ndarray, t: np.ndarray, n_classes: i
     return order[starts[f] + u], f, t
 
 
-def ip_references(X: torch.Tensor, y: torch.Tensor, n_classes: int, n_ref: int, seed_global: int,
-                  *keys) -> dict[int, metrics.L1MeanDistance]:
-    """One IP reference set per class: n_ref rows with that true label, uniform with replacement."""
+def ip_references(X: torch.Tensor, y: torch.Tensor, n_classes: int, n_ref: int | None,
+                  seed_global: int, *keys) -> dict[int, metrics.L1MeanDistance]:
+    """One IP reference set per class: n_ref rows with that true label, uniform with replacement
+    (``eval.ip.reference: fixed``), or all of them when ``n_ref`` is None (``exact``)."""
     refs = {}
     y_np = y.numpy()
     for c in range(n_classes):
@@ -166,7 +175,8 @@ def ip_references(X: torch.Tensor, y: torch.Tensor, n_classes: int, n_ref: int, 
         if len(rows) == 0:
             log.warning("no evaluation rows with true label %d: IP is NaN for that target", c)
             continue
-        idx = numpy_rng(seed_global, *keys, "ip_ref", c).choice(rows, size=n_ref, replace=True)
+        idx = rows if n_ref is None else numpy_rng(seed_global, *keys, "ip_ref", c).choice(
+            rows, size=n_ref, replace=True)
         refs[c] = metrics.L1MeanDistance(X[torch.from_numpy(idx)])
     return refs
 
@@ -196,7 +206,7 @@ def evaluate_counterfactuals(ds, models: dict[str, torch.nn.Module], config: dic
     missing = [m for m in MODEL_LABELS if m not in models]
     if missing:
         raise ValueError(f"models missing: {missing}")
-    s = EvalSettings.from_config(config, dataset)
+    s = EvalSettings.from_config(config, dataset, family)
     K, D = ds.n_classes, ds.n_features
     X, y = ds.X_test, ds.y_test
     lower, upper = ds.lower, ds.upper
@@ -204,7 +214,8 @@ def evaluate_counterfactuals(ds, models: dict[str, torch.nn.Module], config: dic
     blocks = ds.categorical_blocks or None
     clamp_mask = _clamp_mask(D, ds.categorical_blocks)
     key = (dataset, family, int(seed))
-    refs = ip_references(X, y, K, s.n_ref, s.seed_global, dataset, int(seed))
+    refs = None if s.ip_reference == "per_ce" else ip_references(
+        X, y, K, s.n_ref if s.ip_reference == "fixed" else None, s.seed_global, dataset, int(seed))
     for model in models.values():
         model.eval()
         for p in model.parameters():
@@ -245,7 +256,7 @@ def evaluate_counterfactuals(ds, models: dict[str, torch.nn.Module], config: dic
                 "valid": metrics.validity(models[m], x_cf, target).numpy(),
                 "mature": res.mature.numpy().astype(bool),
                 "steps": res.steps.numpy().astype(np.int64),
-                "ip": _ip(x_cf, target, refs),
+                "ip": _ip(x_cf, target, refs, ds, s, key, m, li),
                 "cost": metrics.cost(x_cf, x).numpy(),
                 "redundancy": metrics.redundancy(x_cf, x, s.redundancy_tol).numpy(),
                 "ip_star": np.full(n, np.nan),
@@ -266,8 +277,14 @@ def evaluate_counterfactuals(ds, models: dict[str, torch.nn.Module], config: dic
     return ces[CES_COLUMNS], mmd
 
 
-def _ip(x_cf: torch.Tensor, target: torch.Tensor, refs: dict[int, metrics.L1MeanDistance]):
-    """IP of every CE against the reference set of its own target (NaN if the set is missing)."""
+def _ip(x_cf: torch.Tensor, target: torch.Tensor, refs: dict[int, metrics.L1MeanDistance] | None,
+        ds, s: EvalSettings, key: tuple, model: str, li: int) -> np.ndarray:
+    """IP of every CE of one (model, lambda) block: against reference rows drawn for each CE
+    (``refs`` None, ``per_ce``) or against the shared set of its own target (NaN if missing)."""
+    if refs is None:
+        rng = numpy_rng(s.seed_global, *key, "ip", model, li)
+        return metrics.implausibility_resampled(x_cf, target, ds.X_test, ds.y_test, ds.n_classes,
+                                                s.n_balanced, s.n_ref, rng).numpy()
     return metrics.implausibility_by_target(x_cf, target, refs).numpy()
 
 
