@@ -10,7 +10,9 @@ html.lua: layout and provenance of the HTML paper (pandoc fallback renderer, run
     sideways, so that a wide table never widens the page and its caption wraps at the column width.
   * `::: figure-index` (a Div with that class) becomes a list of links to the figures that follow it in
     the same section, grouped by their (sub)section, so that an appendix of many figures stays
-    navigable. `::: figure-group` (figures side by side on wide screens) needs only CSS.
+    navigable. A figure with an `index` attribute (`{#fig-x index="Adult"}`) is listed by that
+    short name, and a group whose figures all have one becomes a single line of links.
+    `::: figure-group` (figures side by side on wide screens) needs only CSS.
 Other formats pass through unchanged.
 ]]
 
@@ -103,6 +105,13 @@ local function figure_entries(block)
   return found
 end
 
+local function index_name(fig)
+  -- the `index` attribute of the figure or of its image
+  local name = fig.attributes["index"]
+  fig:walk({Image = function(img) name = name or img.attributes["index"] end})
+  return name
+end
+
 local function index_label(fig)
   -- "Figure n" (added by crossref.lua as the caption's first Strong) and the caption's short form,
   -- else its first sentence
@@ -131,17 +140,33 @@ local function build_index(blocks, start, level)
           table.insert(groups, current)
         end
         local label, text = index_label(fig)
-        table.insert(current.items, pandoc.Plain({
-          pandoc.Link({pandoc.Str(label)}, "#" .. fig.identifier), pandoc.Str(":"), pandoc.Space(),
-          pandoc.Str(text)}))
+        table.insert(current.items, {id = fig.identifier, label = label, text = text,
+                                     name = index_name(fig)})
       end
     end
   end
   local out = {}
   for _, g in ipairs(groups) do
-    if #g.items > 0 then
+    local named = #g.items > 0
+    for _, it in ipairs(g.items) do named = named and it.name ~= nil end
+    if named then       -- one line: "Title: LS (1) · Circ (2) · ..."
+      local line = {}
+      if g.title then
+        line = {pandoc.Strong({pandoc.Str(g.title .. ":")}), pandoc.Space()}
+      end
+      for i, it in ipairs(g.items) do
+        if i > 1 then table.insert(line, pandoc.Str(" · ")) end
+        table.insert(line, pandoc.Link({pandoc.Str(it.name)}, "#" .. it.id, it.label))
+      end
+      table.insert(out, pandoc.Para(line))
+    elseif #g.items > 0 then
       if g.title then table.insert(out, pandoc.Para({pandoc.Strong({pandoc.Str(g.title)})})) end
-      table.insert(out, pandoc.BulletList(g.items))
+      local list = {}
+      for _, it in ipairs(g.items) do
+        table.insert(list, pandoc.Plain({pandoc.Link({pandoc.Str(it.label)}, "#" .. it.id),
+                                         pandoc.Str(":"), pandoc.Space(), pandoc.Str(it.text)}))
+      end
+      table.insert(out, pandoc.BulletList(list))
     end
   end
   if #out == 0 then error("html.lua: a figure-index is not followed by any figure in its section") end
