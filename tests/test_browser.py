@@ -159,7 +159,8 @@ def test_html_paper_in_chromium(browser, paper, viewport):
         byline = page.locator("#title-block-header .byline p").all_inner_texts()
         assert byline == [meta["author"][0]["name"], f"Generated {prov['date']}",
                           f"Commit {prov['git_commit'][:12]}"
-                          + (" (uncommitted changes in the working tree)" if prov["git_dirty"] else "")]
+                          + (" (uncommitted changes in the working tree)" if prov["git_dirty"] else "")
+                          ], byline
         assert page.locator("h1.title").inner_text() == meta["title"]
         assert page.locator("p.subtitle").inner_text() == meta["subtitle"]
         head = page.locator("#title-block-header").inner_text()
