@@ -187,6 +187,15 @@ def test_every_figure_and_table_needs_its_producer(tmp_path):
         render.element_producers(build, tmp_path / "v.json", tables, figures, made)
 
 
+def test_title_block_commit_and_date():
+    meta = render.title_metadata({"git_commit": "0123456789abcdef", "git_dirty": False, "date": "d"})
+    assert meta == {"date": "d", "commit": "0123456789ab", "commit-note": ""}
+    meta = render.title_metadata({"git_commit": "0123456789abcdef", "git_dirty": True, "date": "d"})
+    assert meta["commit-note"] == "uncommitted changes in the working tree"
+    meta = render.title_metadata({"git_commit": None, "git_dirty": None, "date": "d"})
+    assert meta == {"date": "d", "commit": "unknown", "commit-note": "not run from a git checkout"}
+
+
 def test_lua_filter_rejects_undefined_label_directly(tmp_path):
     """Even past the source check, pandoc with the filter fails on a dangling reference."""
     import subprocess

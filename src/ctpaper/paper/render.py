@@ -331,9 +331,11 @@ def render_with_quarto(build_dir: Path, quarto: str) -> tuple[Path, Path]:
 
 def title_metadata(prov: dict) -> dict:
     """The title block's date and commit, from the run's provenance record (provenance.json)."""
-    commit = prov.get("git_commit") or "unknown (not a git checkout)"
+    commit = (prov.get("git_commit") or "")[:12] or "unknown"
     note = {True: "uncommitted changes in the working tree", False: "", None: ""}[prov.get("git_dirty")]
-    return {"date": prov["date"], "commit": commit[:12], "commit-note": note}
+    if not prov.get("git_commit"):
+        note = "not run from a git checkout"
+    return {"date": prov["date"], "commit": commit, "commit-note": note}
 
 
 def write_provenance(build: Path, prov: dict, elements: dict) -> None:
