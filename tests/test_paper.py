@@ -113,7 +113,8 @@ def test_render_tiny_document_numbers_and_links(tmp_path):
     body = ("# Intro {#sec-intro}\n\n::: figure-index\n:::\n\n"
             "Value {{< var v >}}. See @fig-b, then @fig-a, @tbl-t and @sec-intro [@known2020].\n\n"
             "![First.](figures/a.png){#fig-a}\n\n![Second.](figures/b.png){#fig-b}\n\n"
-            "{{< include tables/t.md >}}\n\n# References {.unnumbered}\n\n::: {#refs}\n:::\n")
+            "{{< include tables/t.md >}}\n\nTyped: @tbl-typed.\n\n| q |\n|---|\n| 9 |\n\n"
+            ": Typed. {#tbl-typed}\n\n# References {.unnumbered}\n\n::: {#refs}\n:::\n")
     paper = _tiny_paper(tmp_path, body)
     inputs = tmp_path / "in"
     inputs.mkdir()
@@ -129,7 +130,7 @@ def test_render_tiny_document_numbers_and_links(tmp_path):
                             figs, html, pdf, engine="pandoc",
                             provenance_json=_provenance_json(inputs / "prov.json", dirty=True),
                             producers=_producers(tbls, figs, inputs / "values.json"))
-    assert summary["figures"] == ["fig-a", "fig-b"] and summary["tables"] == ["tbl-t"]
+    assert summary["figures"] == ["fig-a", "fig-b"] and summary["tables"] == ["tbl-t", "tbl-typed"]
     h = html.read_text()
     # title block: the author's name (not pandoc's 'true' for a mapping), date, short commit
     assert re.search(r'<p class="author">Pipeline</p>', h) and ">true<" not in h
@@ -141,6 +142,8 @@ def test_render_tiny_document_numbers_and_links(tmp_path):
                                                     ("make_t", "tbl-t")]
     assert all("0123456789ab" in text and "uncommitted" in text for *_, text in prov)
     assert "<code>src/ctpaper/a.py</code>, <code>style.py</code>" in h
+    assert re.search(r'<div class="provenance" data-source="paper/paper.qmd" data-of="tbl-typed">'
+                     r'\s*Written in <code>paper/paper.qmd</code>, commit <code>0123456789ab</code>', h)
     assert re.search(r'<div id="tbl-t" class="table-wrap">\s*<div class="table-caption">', h)
     # the figure index lists the section's figures in order, by number, with their captions
     index = re.search(r'<div class="figure-index".*?</div>', h, flags=re.S).group(0)
@@ -176,12 +179,16 @@ def test_every_figure_and_table_needs_its_producer(tmp_path):
     (build / "generated").mkdir()
     (build / "tables" / "t.md").write_text("| x |\n|---|\n| 1 |\n\n: Cap. {#tbl-t}\n")
     (build / "generated" / "g.md").write_text("| y |\n|---|\n| 2 |\n\n: Gen. {#tbl-g}\n")
+    (build / "sections").mkdir()
+    (build / "paper.qmd").write_text("Text.\n")
+    (build / "sections" / "s.qmd").write_text("| z |\n|---|\n| 3 |\n\n: Typed. {#tbl-s}\n")
     tables, figures = {"t": tmp_path / "t.md"}, {"a": [tmp_path / "a.png", tmp_path / "a.pdf"]}
     made = _producers(tables, figures, tmp_path / "v.json")
     out = render.element_producers(build, tmp_path / "v.json", tables, figures, made)
     assert out == {"figures": {"figures/a.png": made[str(tmp_path / "a.png")]},
                    "tables": {"tbl-t": made[str(tmp_path / "t.md")],
-                              "tbl-g": made[str(tmp_path / "v.json")]}}
+                              "tbl-g": made[str(tmp_path / "v.json")],
+                              "tbl-s": {"source": "paper/sections/s.qmd"}}}
     del made[str(tmp_path / "a.png")]
     with pytest.raises(render.RenderError, match="a.png"):
         render.element_producers(build, tmp_path / "v.json", tables, figures, made)

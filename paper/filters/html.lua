@@ -2,7 +2,7 @@
 html.lua: layout and provenance of the HTML paper (pandoc fallback renderer, run after crossref.lua).
 
   * Every figure and table gets a provenance line: the Snakemake rule that made it, the library
-    modules that rule runs, and the commit. The data come from `_provenance.json` in the build
+    modules that rule runs, and the commit (for a table typed into the paper's sources: that file). The data come from `_provenance.json` in the build
     directory, which the render step writes from the DAG (ctpaper.paper.render.write_provenance):
     figures are looked up by their image file, tables by their label. A figure or table without an
     entry is an error, so nothing in the paper can lose its origin silently.
@@ -35,6 +35,14 @@ local function code_list(items)
 end
 
 local function provenance_line(entry, what)
+  if entry.source then    -- typed into the paper's own sources, made by no rule
+    local inl = {pandoc.Str("Written in"), pandoc.Space(), pandoc.Code(entry.source),
+                 pandoc.Str(","), pandoc.Space(), pandoc.Str("commit"), pandoc.Space(),
+                 pandoc.Code(prov.commit), pandoc.Str(".")}
+    return pandoc.Div({pandoc.Plain(inl)},
+                      pandoc.Attr("", {"provenance"}, {{"data-source", entry.source},
+                                                       {"data-of", what}}))
+  end
   local inl = {pandoc.Str("Made by rule"), pandoc.Space(), pandoc.Code(entry.rule)}
   if #entry.modules > 0 then
     table.insert(inl, pandoc.Space())

@@ -121,8 +121,9 @@ def element_producers(build_dir: Path, values_json: str | Path, tables: dict[str
     "tables": {label: entry}}`` with entry = ``producers[pipeline file]`` (rule and modules).
 
     A figure's pipeline file is the PNG it shows; a table's is the file whose text defines its label:
-    a table file, or ``values_json`` for the generated blocks. Labels defined in the hand-written
-    sources have no producer and are left out (the HTML filter then fails on them)."""
+    a table file, or ``values_json`` for the generated blocks. A table typed into the paper's own
+    sources (``paper.qmd``, ``sections/``) is made by no rule: its entry names that source file
+    (``{"source": "paper/..."}``)."""
     made = {str(k): v for k, v in producers.items()}
 
     def entry(path) -> dict:
@@ -140,6 +141,10 @@ def element_producers(build_dir: Path, values_json: str | Path, tables: dict[str
         for label in LABEL_RE.findall(path.read_text()):
             if label.startswith("tbl-"):
                 out["tables"][label] = entry(origin)
+    for path in [build_dir / "paper.qmd", *sorted((build_dir / "sections").glob("*.qmd"))]:
+        for label in LABEL_RE.findall(path.read_text()):
+            if label.startswith("tbl-"):
+                out["tables"][label] = {"source": f"paper/{path.relative_to(build_dir)}"}
     return out
 
 
