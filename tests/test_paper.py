@@ -73,10 +73,28 @@ def _tiny_paper(tmp_path, body: str):
     (paper / "typst").mkdir()
     shutil.copy2(PAPER_DIR / "typst" / "header.typ", paper / "typst")
     shutil.copy2(PAPER_DIR / "filters" / "crossref.lua", paper / "filters")
+    shutil.copy2(PAPER_DIR / "filters" / "html.lua", paper / "filters")
+    shutil.copytree(PAPER_DIR / "html", paper / "html")
     (paper / "references.bib").write_text(BIB)
     (paper / "_quarto.yml").write_text("project:\n  type: default\n")
-    (paper / "paper.qmd").write_text(_doc(body))
+    # the author as a mapping, as in paper/paper.qmd
+    (paper / "paper.qmd").write_text("---\ntitle: t\nauthor:\n  - name: Pipeline\n---\n\n" + body)
     return paper
+
+
+def _producers(tables, figures, values_json):
+    """A made-up DAG's answer for ``render(producers=...)``: rule make_<name>, module <name>.py."""
+    out = {str(values_json): {"rule": "paper_values", "modules": ["src/ctpaper/paper/values.py"]}}
+    for n, p in tables.items():
+        out[str(p)] = {"rule": f"make_{n}", "modules": [f"src/ctpaper/{n}.py"]}
+    for n, paths in figures.items():
+        out[str(paths[0])] = {"rule": f"make_{n}", "modules": [f"src/ctpaper/{n}.py", "style.py"]}
+    return out
+
+
+def _provenance_json(path, commit="0123456789abcdef0123", dirty=False):
+    path.write_text(json.dumps({"git_commit": commit, "git_dirty": dirty, "date": "2026-01-02"}))
+    return path
 
 
 def _plot(path_png, path_pdf):
@@ -93,10 +111,11 @@ def _plot(path_png, path_pdf):
 
 
 def test_render_tiny_document_numbers_and_links(tmp_path):
-    body = ("# Intro {#sec-intro}\n\nValue {{< var v >}}. See @fig-b, then @fig-a, @tbl-t and "
-            "@sec-intro [@known2020].\n\n"
+    body = ("# Intro {#sec-intro}\n\n::: figure-index\n:::\n\n"
+            "Value {{< var v >}}. See @fig-b, then @fig-a, @tbl-t and @sec-intro [@known2020].\n\n"
             "![First.](figures/a.png){#fig-a}\n\n![Second.](figures/b.png){#fig-b}\n\n"
-            "{{< include tables/t.md >}}\n\n# References {.unnumbered}\n\n::: {#refs}\n:::\n")
+            "{{< include tables/t.md >}}\n\nTyped: @tbl-typed.\n\n| q |\n|---|\n| 9 |\n\n"
+            ": Typed. {#tbl-typed}\n\n# References {.unnumbered}\n\n::: {#refs}\n:::\n")
     paper = _tiny_paper(tmp_path, body)
     inputs = tmp_path / "in"
     inputs.mkdir()
@@ -107,10 +126,30 @@ def test_render_tiny_document_numbers_and_links(tmp_path):
     (inputs / "t.md").write_text(tables.markdown_table([["1.00"]], ["x"], "r", "Cap.", "tbl-t"))
     (inputs / "values.json").write_text(json.dumps({"vars": {"v": 42}, "blocks": {}}))
     html, pdf = tmp_path / "out" / "p.html", tmp_path / "out" / "p.pdf"
-    summary = render.render(paper, tmp_path / "build", inputs / "values.json", {"t": inputs / "t.md"},
-                            figs, html, pdf, engine="pandoc")
-    assert summary["figures"] == ["fig-a", "fig-b"] and summary["tables"] == ["tbl-t"]
+    tbls = {"t": inputs / "t.md"}
+    summary = render.render(paper, tmp_path / "build", inputs / "values.json", tbls,
+                            figs, html, pdf, engine="pandoc",
+                            provenance_json=_provenance_json(inputs / "prov.json", dirty=True),
+                            producers=_producers(tbls, figs, inputs / "values.json"))
+    assert summary["figures"] == ["fig-a", "fig-b"] and summary["tables"] == ["tbl-t", "tbl-typed"]
     h = html.read_text()
+    # title block: the author's name (not pandoc's 'true' for a mapping), date, short commit
+    assert re.search(r'<p class="author">Pipeline</p>', h) and ">true<" not in h
+    assert "2026-01-02" in h and "<code>0123456789ab</code>" in h
+    # every figure and table names its rule, module and the commit, from `producers`
+    prov = re.findall(r'<div class="provenance" data-rule="(\w+)" data-of="([\w-]+)">(.*?)</div>',
+                      h, flags=re.S)
+    assert sorted((r, of) for r, of, _ in prov) == [("make_a", "fig-a"), ("make_b", "fig-b"),
+                                                    ("make_t", "tbl-t")]
+    assert all("0123456789ab" in text and "uncommitted" in text for *_, text in prov)
+    assert "<code>src/ctpaper/a.py</code>, <code>style.py</code>" in h
+    assert re.search(r'<div class="provenance" data-source="paper/paper.qmd" data-of="tbl-typed">'
+                     r'\s*Written in <code>paper/paper.qmd</code>, commit <code>0123456789ab</code>', h)
+    assert re.search(r'<div id="tbl-t" class="table-wrap">\s*<div class="table-caption">', h)
+    # the figure index lists the section's figures in order, by number, with their captions
+    index = re.search(r'<div class="figure-index".*?</div>', h, flags=re.S).group(0)
+    assert re.findall(r'<a href="#(fig-\w)">Figure (\d)</a>: (\w+)', index) == [
+        ("fig-a", "1", "First"), ("fig-b", "2", "Second")]
     assert 'href="#fig-b">Figure\u00a02</a>' in h and 'href="#fig-a">Figure\u00a01</a>' in h
     assert 'href="#tbl-t">Table\u00a01</a>' in h and 'href="#sec-intro">Section\u00a01</a>' in h
     assert "Value 42." in render.html_text(h)
@@ -129,8 +168,40 @@ def test_render_fails_on_undefined_reference(tmp_path):
     (tmp_path / "v.json").write_text(json.dumps({"vars": {}, "blocks": {}}))
     with pytest.raises(render.RenderError, match="fig-nothere"):
         render.render(paper, tmp_path / "b", tmp_path / "v.json", {}, {}, tmp_path / "o.html",
-                      tmp_path / "o.pdf", engine="pandoc")
+                      tmp_path / "o.pdf", engine="pandoc",
+                      provenance_json=_provenance_json(tmp_path / "prov.json"), producers={})
     assert not (tmp_path / "o.html").exists()
+
+
+def test_every_figure_and_table_needs_its_producer(tmp_path):
+    """Provenance comes from the DAG: a figure or table the producers do not cover stops the render."""
+    build = tmp_path / "b"
+    (build / "tables").mkdir(parents=True)
+    (build / "generated").mkdir()
+    (build / "tables" / "t.md").write_text("| x |\n|---|\n| 1 |\n\n: Cap. {#tbl-t}\n")
+    (build / "generated" / "g.md").write_text("| y |\n|---|\n| 2 |\n\n: Gen. {#tbl-g}\n")
+    (build / "sections").mkdir()
+    (build / "paper.qmd").write_text("Text.\n")
+    (build / "sections" / "s.qmd").write_text("| z |\n|---|\n| 3 |\n\n: Typed. {#tbl-s}\n")
+    tables, figures = {"t": tmp_path / "t.md"}, {"a": [tmp_path / "a.png", tmp_path / "a.pdf"]}
+    made = _producers(tables, figures, tmp_path / "v.json")
+    out = render.element_producers(build, tmp_path / "v.json", tables, figures, made)
+    assert out == {"figures": {"figures/a.png": made[str(tmp_path / "a.png")]},
+                   "tables": {"tbl-t": made[str(tmp_path / "t.md")],
+                              "tbl-g": made[str(tmp_path / "v.json")],
+                              "tbl-s": {"source": "paper/sections/s.qmd"}}}
+    del made[str(tmp_path / "a.png")]
+    with pytest.raises(render.RenderError, match="a.png"):
+        render.element_producers(build, tmp_path / "v.json", tables, figures, made)
+
+
+def test_title_block_commit_and_date():
+    meta = render.title_metadata({"git_commit": "0123456789abcdef", "git_dirty": False, "date": "d"})
+    assert meta == {"date": "d", "commit": "0123456789ab", "commit-note": ""}
+    meta = render.title_metadata({"git_commit": "0123456789abcdef", "git_dirty": True, "date": "d"})
+    assert meta["commit-note"] == "uncommitted changes in the working tree"
+    meta = render.title_metadata({"git_commit": None, "git_dirty": None, "date": "d"})
+    assert meta == {"date": "d", "commit": "unknown", "commit-note": "not run from a git checkout"}
 
 
 def test_lua_filter_rejects_undefined_label_directly(tmp_path):
@@ -402,8 +473,11 @@ def test_full_paper_renders_from_synthetic_outputs(tmp_path, base_config, datase
     config["datasets"] = datasets
     res = _synthetic_results(tmp_path / "results", config, datasets)
     html, pdf = tmp_path / "paper.html", tmp_path / "paper.pdf"
-    summary = render.render(PAPER_DIR, tmp_path / "build", tmp_path / "results" / "paper" / "values.json",
-                            res["tables"], res["figures"], html, pdf, engine="pandoc")
+    vals = tmp_path / "results" / "paper" / "values.json"
+    summary = render.render(PAPER_DIR, tmp_path / "build", vals, res["tables"], res["figures"], html,
+                            pdf, engine="pandoc",
+                            provenance_json=tmp_path / "results" / "paper" / "provenance.json",
+                            producers=_producers(res["tables"], res["figures"], vals))
     mnist = "mnist" in datasets
     assert len(summary["figures"]) == (6 if mnist else 3)
     # table1, the two comparisons with the original, table2, table3, performance, compute

@@ -116,3 +116,18 @@ def code(*modules):
     figure's or a stage's module reruns that rule and what depends on it (shared infrastructure such
     as config.py and runtime.py is left out on purpose)."""
     return [project_path("src", "ctpaper", m) for m in modules]
+
+
+def producers(paths):
+    """For each output path: the rule (among those defined so far) whose output pattern makes it and
+    the library modules that rule runs (its ``code`` inputs, relative to the repository). The paper
+    prints this under every figure and table, so it is read from the DAG, never typed."""
+    out = {}
+    for path in paths:
+        made_by = [r for r in workflow.rules if r.is_producer(path)]
+        if len(made_by) != 1:
+            raise WorkflowError(f"{path}: expected one producing rule, found {[r.name for r in made_by]}")
+        modules = getattr(made_by[0].input, "code", [])
+        out[path] = {"rule": made_by[0].name,
+                     "modules": [os.path.relpath(os.path.abspath(m), workflow.basedir) for m in modules]}
+    return out

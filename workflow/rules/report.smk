@@ -18,7 +18,7 @@
 PAPER_DIR = project_path("paper")
 PAPER_SOURCES = sorted(
     os.path.join(dp, f)
-    for sub in ("", "filters", "sections", "typst")
+    for sub in ("", "filters", "html", "sections", "typst")
     for dp in [os.path.join(PAPER_DIR, sub)]
     if os.path.isdir(dp)
     for f in os.listdir(dp)
@@ -345,6 +345,7 @@ rule render_paper:
     input:
         code=code("paper/render.py"),
         values=PAPER_VALUES,
+        provenance=PROVENANCE,
         tables=list(PAPER_TABLES.values()),
         figures=FIGURE_FILES,
         sources=PAPER_SOURCES,
@@ -357,6 +358,9 @@ rule render_paper:
         config_reads=reads("render_paper"),
         tables=PAPER_TABLES,
         figures=PAPER_FIGURES,
+        # rule and modules behind every table, figure and generated block, printed under each
+        producers=producers([*PAPER_TABLES.values(), *(f[0] for f in PAPER_FIGURES.values()),
+                             PAPER_VALUES]),
     log:
         f"{LOGS}/render_paper/paper.log",
     benchmark:

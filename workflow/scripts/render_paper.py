@@ -10,5 +10,6 @@ with rule_context(snakemake) as log:  # noqa: F821 - injected by Snakemake's scr
     p = smk.params   # tables/figures by name; the same files are the rule's inputs
     paper_dir = str(Path(smk.input.qmd).parent)
     summary = render(paper_dir, p.build_dir, smk.input.values, p.tables, p.figures,
-                     smk.output.html, smk.output.pdf)
+                     smk.output.html, smk.output.pdf, provenance_json=smk.input.provenance,
+                     producers=p.producers)
     log.info("paper: %s", summary)

@@ -1,7 +1,8 @@
 """Provenance and compute of a pipeline run, for the paper's appendix.
 
 ``collect`` records the config hash, package versions, the git commit (and whether the working tree
-had uncommitted changes), the Python/platform, and aggregates the Snakemake benchmark files under
+had uncommitted changes), the date of the run (UTC; the paper's title block shows it), the
+Python/platform, and aggregates the Snakemake benchmark files under
 ``{results}/benchmarks/{rule}/...tsv`` per rule: number of jobs, summed and maximum wall time,
 peak resident memory (max_rss, MB) and summed CPU time. A benchmark file holds the most recent run of
 its job, so the totals describe the run that produced the current outputs (jobs rerun several times
@@ -16,6 +17,7 @@ import math
 import platform
 import subprocess
 import sys
+from datetime import datetime, timezone
 from pathlib import Path
 
 import pandas as pd
@@ -95,6 +97,7 @@ def collect(config: dict, bench_dir: str | Path, root: str | Path | None = None)
         "config_hash": config_hash(config),
         "git_commit": git_commit(root),
         "git_dirty": _git_dirty(root),
+        "date": datetime.now(timezone.utc).date().isoformat(),
         "python": sys.version.split()[0],
         "platform": platform.platform(),
         "packages": versions(),

@@ -14,7 +14,12 @@ Mechanism (works with Quarto and with the pandoc fallback):
   After rendering, ``check_outputs`` verifies the HTML is self-contained and that no ``??`` or raw
   ``@fig-``/``@tbl-`` remains in the HTML or the PDF text.
 * Fallback: pandoc 3 (``pypandoc.get_pandoc_path()``) with ``filters/crossref.lua`` and ``--citeproc``
-  writes typst, ``typst.compile`` makes the PDF; pandoc writes HTML with ``--embed-resources``.
+  writes typst, ``typst.compile`` makes the PDF; pandoc writes HTML with ``--embed-resources``, the
+  page template, style and script in ``html/`` and ``filters/html.lua`` (table boxes, figure index,
+  provenance lines).
+* Provenance: ``_provenance.json`` in the build directory names, for every figure (by image file) and
+  table (by label), the rule that made it and the library modules that rule runs (``producers``, read
+  from the DAG by the rule), with the run's commit; the HTML prints it under each figure and table.
 """
 
 from __future__ import annotations
@@ -31,7 +36,7 @@ import yaml
 log = logging.getLogger(__name__)
 
 PAPER_SOURCES = ("paper.qmd", "_quarto.yml", "references.bib")
-PAPER_DIRS = ("filters", "sections", "typst")
+PAPER_DIRS = ("filters", "html", "sections", "typst")
 VAR_RE = re.compile(r"\{\{<\s*var\s+([A-Za-z0-9_.\-]+)\s*>\}\}")
 INCLUDE_RE = re.compile(r"^[ \t]*\{\{<\s*include\s+(\S+?)\s*>\}\}[ \t]*$", re.M)
 SHORTCODE_RE = re.compile(r"\{\{<.*?>\}\}")
@@ -107,6 +112,39 @@ def assemble_build(paper_dir: str | Path, build_dir: str | Path, values: dict,
             p = Path(p)
             shutil.copy2(p, build_dir / "figures" / f"{name}{p.suffix}")
     return build_dir
+
+
+def element_producers(build_dir: Path, values_json: str | Path, tables: dict[str, str | Path],
+                      figures: dict[str, list[str | Path]], producers: dict[str, dict]) -> dict:
+    """Who made each figure and table of the build: ``{"figures": {image path in the build: entry},
+    "tables": {label: entry}}`` with entry = ``producers[pipeline file]`` (rule and modules).
+
+    A figure's pipeline file is the PNG it shows; a table's is the file whose text defines its label:
+    a table file, or ``values_json`` for the generated blocks. A table typed into the paper's own
+    sources (``paper.qmd``, ``sections/``) is made by no rule: its entry names that source file
+    (``{"source": "paper/..."}``)."""
+    made = {str(k): v for k, v in producers.items()}
+
+    def entry(path) -> dict:
+        if str(path) not in made:
+            raise RenderError(f"no producing rule given for {path}")
+        return made[str(path)]
+
+    out = {"figures": {}, "tables": {}}
+    for name, paths in figures.items():
+        png = next(Path(p) for p in paths if Path(p).suffix == ".png")
+        out["figures"][f"figures/{name}.png"] = entry(png)
+    origins = [(build_dir / "tables" / f"{n}.md", p) for n, p in tables.items()]
+    origins += [(p, values_json) for p in sorted((build_dir / "generated").glob("*.md"))]
+    for path, origin in origins:
+        for label in LABEL_RE.findall(path.read_text()):
+            if label.startswith("tbl-"):
+                out["tables"][label] = entry(origin)
+    for path in [build_dir / "paper.qmd", *sorted((build_dir / "sections").glob("*.qmd"))]:
+        for label in LABEL_RE.findall(path.read_text()):
+            if label.startswith("tbl-"):
+                out["tables"][label] = {"source": f"paper/{path.relative_to(build_dir)}"}
+    return out
 
 
 # --------------------------------------------------------------------------------------------------
@@ -274,9 +312,11 @@ def render_with_pandoc(build_dir: Path, md_name: str = "paper.md") -> tuple[Path
                    "--include-in-header", "typst/header.typ", "--output", "paper.typ"], build_dir)
     typst.compile(str(build_dir / "paper.typ"), output=str(build_dir / "paper.pdf"),
                   root=str(build_dir))
-    _run(common + ["--to", "html5", "--embed-resources", "--mathml", "--number-sections",
-                   "--toc", "--metadata", "link-citations=true", "--output", "paper.html"],
-         build_dir)
+    _run(common + ["--to", "html5", "--lua-filter", "filters/html.lua", "--template",
+                   "html/template.html", "--css", "html/paper.css", "--embed-resources", "--mathml",
+                   "--section-divs", "--number-sections", "--toc", "--toc-depth", "2",
+                   "--metadata", "link-citations=true", "--metadata-file", "_title.yml",
+                   "--output", "paper.html"], build_dir)
     return build_dir / "paper.html", build_dir / "paper.pdf"
 
 
@@ -293,18 +333,42 @@ def render_with_quarto(build_dir: Path, quarto: str) -> tuple[Path, Path]:
     return found[".html"], found[".pdf"]
 
 
+def title_metadata(prov: dict) -> dict:
+    """The title block's date and commit, from the run's provenance record (provenance.json)."""
+    commit = (prov.get("git_commit") or "")[:12] or "unknown"
+    note = {True: "uncommitted changes in the working tree", False: "", None: ""}[prov.get("git_dirty")]
+    if not prov.get("git_commit"):
+        note = "not run from a git checkout"
+    return {"date": prov["date"], "commit": commit, "commit-note": note}
+
+
+def write_provenance(build: Path, prov: dict, elements: dict) -> None:
+    """``_provenance.json`` (read by filters/html.lua) and ``_title.yml`` (pandoc metadata)."""
+    title = title_metadata(prov)
+    (build / "_provenance.json").write_text(json.dumps(
+        {"commit": title["commit"], "commit_note": title["commit-note"], **elements}, indent=1))
+    with open(build / "_title.yml", "w") as fh:
+        yaml.safe_dump(title, fh, sort_keys=True)
+
+
 def render(paper_dir: str | Path, build_dir: str | Path, values_json: str | Path,
            tables: dict[str, str | Path], figures: dict[str, list[str | Path]],
-           out_html: str | Path, out_pdf: str | Path, engine: str = "auto") -> dict:
+           out_html: str | Path, out_pdf: str | Path, *, provenance_json: str | Path,
+           producers: dict[str, dict], engine: str = "auto") -> dict:
     """Assemble, check, render and check again; copy the results to ``out_html``/``out_pdf``.
 
-    ``engine``: 'auto' (quarto when the CLI is on PATH, else pandoc), 'quarto' or 'pandoc'."""
+    ``producers`` maps every table file, figure PNG and ``values_json`` to the rule that made it and
+    its modules (``{"rule": ..., "modules": [...]}``); ``provenance_json`` is the run's provenance
+    record (commit, date). ``engine``: 'auto' (quarto when the CLI is on PATH, else pandoc),
+    'quarto' or 'pandoc'."""
     from ctpaper.runtime import atomic_path
 
     from ctpaper.runtime import read_json
 
     values = read_json(values_json)
     build = assemble_build(paper_dir, build_dir, values, tables, figures)
+    prov = json.loads(Path(provenance_json).read_text())
+    write_provenance(build, prov, element_producers(build, values_json, tables, figures, producers))
     source = (build / "paper.qmd").read_text()
     expanded = expand_shortcodes(source, values["vars"], build)
     (build / "paper.md").write_text(expanded)
