@@ -8,12 +8,6 @@ from ctpaper.config import section_hash  # noqa: E402
 from ctpaper.data.registry import CONFIG_SECTIONS  # noqa: E402
 
 
-def prepare_data_input(wildcards):
-    if dataset_kind(wildcards.dataset) == "synthetic":
-        return {}
-    return {"manifest": RAW_MANIFEST.format(dataset=wildcards.dataset)}
-
-
 rule fetch_raw:
     output:
         RAW_MANIFEST,
@@ -27,6 +21,8 @@ rule fetch_raw:
     resources:
         mem_mb=500,  # measured: 225 MB peak RSS (mostly the torch import of rule_context)
         runtime=15,  # minutes; seconds when the files are local, a download is ~25 MB
+    conda:
+        "../envs/ctpaper.yaml"
     script:
         "../scripts/fetch_raw.py"
 
@@ -54,5 +50,7 @@ rule prepare_data:
         # measured peak RSS: mnist 460 MB, tabular <= 380 MB, synthetic 310 MB; a few seconds each
         mem_mb=lambda wc: 1000 if dataset_kind(wc.dataset) == "mnist" else 800,
         runtime=5,
+    conda:
+        "../envs/ctpaper.yaml"
     script:
         "../scripts/prepare_data.py"

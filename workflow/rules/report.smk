@@ -16,7 +16,7 @@
 
 from ctpaper.config import section_hash  # noqa: E402
 
-PAPER_DIR = os.path.join(workflow.basedir, "paper")
+PAPER_DIR = os.path.join(PROJECT_DIR, "paper")
 PAPER_SOURCES = sorted(
     os.path.join(dp, f)
     for sub in ("", "filters", "sections", "typst")
@@ -29,22 +29,6 @@ HAS_MNIST = "mnist" in DATASETS  # Figures 2, 4 and 5 (MNIST_FIGURES) exist only
 FIG_STATS = f"{FIGURE}_stats.json"
 PROVENANCE = f"{R}/paper/provenance.json"
 PAPER_VALUES = f"{R}/paper/values.json"
-
-
-def _fig_model(dataset, model, seed=FIG_SEED):
-    return MODEL_PT.format(dataset=dataset, seed=seed, model=model)
-
-
-def _all(pattern, **fixed):
-    """Every configured dataset x seed (x family) expansion of an evaluation path pattern."""
-    out = []
-    for d in DATASETS:
-        for s in SEEDS:
-            if "{family}" in pattern:
-                out += [pattern.format(dataset=d, seed=s, family=f) for f in FAMILIES]
-            else:
-                out.append(pattern.format(dataset=d, seed=s))
-    return out
 
 
 CT_LOGS = [
@@ -80,6 +64,8 @@ rule table_scores:
     resources:
         mem_mb=2000,
         runtime=15,
+    conda:
+        "../envs/ctpaper.yaml"
     script:
         "../scripts/table.py"
 
@@ -103,6 +89,8 @@ rule table_settings:
     resources:
         mem_mb=500,
         runtime=5,
+    conda:
+        "../envs/ctpaper.yaml"
     script:
         "../scripts/table.py"
 
@@ -124,6 +112,8 @@ rule table_performance:
     resources:
         mem_mb=500,
         runtime=5,
+    conda:
+        "../envs/ctpaper.yaml"
     script:
         "../scripts/table.py"
 
@@ -149,6 +139,8 @@ rule figure_fig1:
     resources:
         mem_mb=1000,
         runtime=15,
+    conda:
+        "../envs/ctpaper.yaml"
     script:
         "../scripts/fig1.py"
 
@@ -176,6 +168,8 @@ if HAS_MNIST:
         resources:
             mem_mb=1500,
             runtime=20,
+        conda:
+            "../envs/ctpaper.yaml"
         script:
             "../scripts/fig2.py"
 
@@ -200,6 +194,8 @@ if HAS_MNIST:
         resources:
             mem_mb=1500,
             runtime=15,
+        conda:
+            "../envs/ctpaper.yaml"
         script:
             "../scripts/fig45.py"
 
@@ -219,6 +215,8 @@ rule figure_fig3:
     resources:
         mem_mb=800,
         runtime=5,
+    conda:
+        "../envs/ctpaper.yaml"
     script:
         "../scripts/fig3.py"
 
@@ -238,6 +236,8 @@ rule figure_maturity:
     resources:
         mem_mb=800,
         runtime=5,
+    conda:
+        "../envs/ctpaper.yaml"
     script:
         "../scripts/maturity.py"
 
@@ -271,6 +271,8 @@ rule provenance:
     resources:
         mem_mb=500,
         runtime=5,
+    conda:
+        "../envs/ctpaper.yaml"
     script:
         "../scripts/provenance.py"
 
@@ -300,6 +302,8 @@ rule paper_values:
     resources:
         mem_mb=800,
         runtime=5,
+    conda:
+        "../envs/ctpaper.yaml"
     script:
         "../scripts/paper_values.py"
 
@@ -327,5 +331,7 @@ rule render_paper:
     resources:
         mem_mb=1500,
         runtime=20,
+    conda:
+        "../envs/ctpaper.yaml"
     script:
         "../scripts/render_paper.py"
