@@ -110,3 +110,32 @@ def test_config_readme_names_undocumented_keys():
     schema["properties"]["eval"]["properties"]["new_key"] = {"type": "integer"}
     with pytest.raises(ValueError, match=r"eval\.new_key.*python workflow/config_readme\.py"):
         config_readme.render(schema, yaml.safe_load(config_readme.CONFIG.read_text()))
+
+
+def test_ci_definition_passes_actionlint_and_runs_the_checks():
+    """.github/workflows/ci.yml is valid for GitHub Actions (actionlint, pinned in requirements.txt)
+    and runs the full-config dry run through the SLURM profile, the lint, the format check, the
+    config/README.md check and `make test-fast`."""
+    ci = ROOT / ".github" / "workflows" / "ci.yml"
+    exe = Path(sys.executable).with_name("actionlint")
+    if not exe.exists():
+        pytest.fail("actionlint is not installed: pip install -r requirements.txt -c constraints.txt")
+    proc = subprocess.run(["timeout", "-k", "5", "120", str(exe), "-no-color", str(ci)], cwd=ROOT,
+                          capture_output=True, text=True)
+    assert proc.returncode == 0, f"actionlint:\n{proc.stdout}{proc.stderr}"
+    steps = [s for job in yaml.safe_load(ci.read_text())["jobs"].values() for s in job["steps"]]
+    runs = "\n".join(s.get("run", "") for s in steps)
+    for command in ("snakemake -n --profile profiles/slurm --configfile config/config.yaml",
+                    "snakemake --lint", "snakefmt --check .", "workflow/config_readme.py --check",
+                    "make test-fast", "make env"):
+        assert command in runs, f"ci.yml does not run `{command}`"
+
+
+def test_actionlint_rejects_a_broken_workflow(tmp_path):
+    """The check above can fail: actionlint flags an unknown key and a bad expression."""
+    bad = tmp_path / ".github" / "workflows" / "bad.yml"
+    bad.parent.mkdir(parents=True)
+    bad.write_text("on: push\njobs:\n  a:\n    runs-on: ubuntu-latest\n    stepz: []\n")
+    proc = subprocess.run([str(Path(sys.executable).with_name("actionlint")), "-no-color", str(bad)],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode != 0 and "stepz" in proc.stdout, proc.stdout
