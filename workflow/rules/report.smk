@@ -50,7 +50,12 @@ rule table_scores:
         scores=_all(CES),
         code=code("tables.py"),
     output:
-        csv=f"{TABLE}.csv",
+        csv=report(
+            f"{TABLE}.csv",
+            caption="../report/table_scores.rst",
+            category="Main results",
+            labels={"table": "{name}"},
+        ),
         md=f"{TABLE}.md",
     wildcard_constraints:
         name="table1|table3",
@@ -75,7 +80,12 @@ rule table_settings:
         meta=[DATA["meta.json"].format(dataset=d) for d in DATASETS],
         code=code("tables.py"),
     output:
-        csv=f"{TABLE}.csv",
+        csv=report(
+            f"{TABLE}.csv",
+            caption="../report/table_settings.rst",
+            category="Appendix",
+            labels={"table": "{name}"},
+        ),
         md=f"{TABLE}.md",
     wildcard_constraints:
         name="table2",
@@ -100,7 +110,12 @@ rule table_performance:
         scores=_all(PERFORMANCE),
         code=code("tables.py"),
     output:
-        csv=f"{TABLE}.csv",
+        csv=report(
+            f"{TABLE}.csv",
+            caption="../report/table_performance.rst",
+            category="Appendix",
+            labels={"table": "{name}"},
+        ),
         md=f"{TABLE}.md",
     wildcard_constraints:
         name="performance",
@@ -126,7 +141,12 @@ rule figure_fig1:
         code=code("figures/fig1.py", "figures/style.py", "search.py", "models.py",
                   "data/synthetic.py", "data/splits.py"),
     output:
-        png=f"{R}/figures/fig1.png",
+        png=report(
+            f"{R}/figures/fig1.png",
+            caption="../report/figure_fig1.rst",
+            category="Main results",
+            labels={"figure": "fig1"},
+        ),
         pdf=f"{R}/figures/fig1.pdf",
         stats=FIG_STATS.format(name="fig1"),
     params:
@@ -148,14 +168,19 @@ rule figure_fig1:
 if HAS_MNIST:
 
     rule figure_fig2:
-        input:
+            input:
             code=code("figures/fig2.py", "figures/style.py", "search.py"),
             **MNIST_DATA,
             bl=_fig_model("mnist", "bl"),
             ct=_fig_model("mnist", "ct_protected"),
             ig_maps=IG_MAPS.format(seed=FIG_SEED),
         output:
-            png=f"{R}/figures/fig2.png",
+            png=report(
+                f"{R}/figures/fig2.png",
+                caption="../report/figure_fig2.rst",
+                category="MNIST",
+                labels={"figure": "fig2"},
+            ),
             pdf=f"{R}/figures/fig2.pdf",
             stats=FIG_STATS.format(name="fig2"),
         params:
@@ -174,12 +199,17 @@ if HAS_MNIST:
             "../scripts/fig2.py"
 
     rule figure_fig45:
-        input:
+            input:
             code=code("figures/fig45.py", "figures/style.py", "search.py"),
             **MNIST_DATA,
             model=lambda wc: _fig_model("mnist", "ct_free" if wc.name == "fig4" else "bl"),
         output:
-            png=f"{FIGURE}.png",
+            png=report(
+                f"{FIGURE}.png",
+                caption="../report/figure_fig45.rst",
+                category="MNIST",
+                labels={"figure": "{name}"},
+            ),
             pdf=f"{FIGURE}.pdf",
             stats=FIG_STATS,
         wildcard_constraints:
@@ -205,7 +235,12 @@ rule figure_fig3:
         scores=_all(ROBUSTNESS),
         code=code("figures/fig3.py", "figures/style.py"),
     output:
-        png=f"{R}/figures/fig3.png",
+        png=report(
+            f"{R}/figures/fig3.png",
+            caption="../report/figure_fig3.rst",
+            category="Robustness",
+            labels={"figure": "fig3"},
+        ),
         pdf=f"{R}/figures/fig3.pdf",
     log:
         f"{LOGS}/figure_fig3/fig3.log",
@@ -226,7 +261,12 @@ rule figure_maturity:
         logs=CT_LOGS,
         code=code("figures/maturity.py", "figures/style.py"),
     output:
-        png=f"{R}/figures/maturity.png",
+        png=report(
+            f"{R}/figures/maturity.png",
+            caption="../report/figure_maturity.rst",
+            category="Appendix",
+            labels={"figure": "maturity"},
+        ),
         pdf=f"{R}/figures/maturity.pdf",
     log:
         f"{LOGS}/figure_maturity/maturity.log",
@@ -260,7 +300,7 @@ rule provenance:
         figures=FIGURE_FILES,
         ig=IG_SUMMARIES,
     output:
-        PROVENANCE,
+        report(PROVENANCE, caption="../report/provenance.rst", category="Compute"),
     params:
         bench_dir=BENCH,
     log:
