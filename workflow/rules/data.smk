@@ -2,6 +2,7 @@
 #   fetch_raw     one job per real dataset: find a verified copy of every raw file in the project's
 #                 raw dir, the mirror (paths.raw_mirror or env CTPAPER_RAW_MIRROR) or by download.
 #   prepare_data  one job per dataset: train.parquet (pool incl. is_val), test.parquet, meta.json.
+# fetch_raw is a localrule: seconds from a mirror, and cluster nodes often have no internet.
 # Synthetic datasets have no raw files, so prepare_data takes the manifest only for real datasets.
 
 from ctpaper.config import section_hash  # noqa: E402
@@ -9,6 +10,7 @@ from ctpaper.data.registry import CONFIG_SECTIONS  # noqa: E402
 
 
 rule fetch_raw:
+    localrule: True
     output:
         RAW_MANIFEST,
     wildcard_constraints:

@@ -10,6 +10,8 @@
 #   provenance         config hash, versions, git commit, per-rule compute from benchmarks/
 #   paper_values       the numbers and generated blocks the paper's text quotes (values.json)
 #   render_paper       paper/ (Quarto project) -> paper.html + paper.pdf (quarto, else pandoc + typst)
+# Every rule here is a localrule: each job takes seconds (full config: <= 8 s, <= 1.3 GB), so on a
+# cluster they run beside Snakemake instead of waiting for a SLURM slot (profiles/slurm/README.md).
 # Rule names differ from the Snakefile's target rules (tables, figures, fig1..fig5, maturity, paper).
 # Figures use the first training seed's models (FIG_SEED); tables, Figure 3 and the maturity curves
 # use every configured seed (seeds x runs are the runs of a comparison).
@@ -46,6 +48,7 @@ MNIST_DATA = {k: v.format(dataset="mnist") for k, v in DATA_IN.items()}
 
 
 rule table_scores:
+    localrule: True
     input:
         scores=_all(CES),
         code=code("tables.py"),
@@ -76,6 +79,7 @@ rule table_scores:
 
 
 rule table_settings:
+    localrule: True
     input:
         meta=[DATA["meta.json"].format(dataset=d) for d in DATASETS],
         code=code("tables.py"),
@@ -106,6 +110,7 @@ rule table_settings:
 
 
 rule table_performance:
+    localrule: True
     input:
         scores=_all(PERFORMANCE),
         code=code("tables.py"),
@@ -137,6 +142,7 @@ rule table_performance:
 
 
 rule figure_fig1:
+    localrule: True
     input:
         code=code("figures/fig1.py", "figures/style.py", "search.py", "models.py",
                   "data/synthetic.py", "data/splits.py"),
@@ -168,7 +174,8 @@ rule figure_fig1:
 if HAS_MNIST:
 
     rule figure_fig2:
-            input:
+        localrule: True
+        input:
             code=code("figures/fig2.py", "figures/style.py", "search.py"),
             **MNIST_DATA,
             bl=_fig_model("mnist", "bl"),
@@ -199,7 +206,8 @@ if HAS_MNIST:
             "../scripts/fig2.py"
 
     rule figure_fig45:
-            input:
+        localrule: True
+        input:
             code=code("figures/fig45.py", "figures/style.py", "search.py"),
             **MNIST_DATA,
             model=lambda wc: _fig_model("mnist", "ct_free" if wc.name == "fig4" else "bl"),
@@ -231,6 +239,7 @@ if HAS_MNIST:
 
 
 rule figure_fig3:
+    localrule: True
     input:
         scores=_all(ROBUSTNESS),
         code=code("figures/fig3.py", "figures/style.py"),
@@ -257,6 +266,7 @@ rule figure_fig3:
 
 
 rule figure_maturity:
+    localrule: True
     input:
         logs=CT_LOGS,
         code=code("figures/maturity.py", "figures/style.py"),
@@ -293,6 +303,7 @@ PAPER_FIGURES = {n: figure_files(n) for n in FIGURE_NAMES}
 
 
 rule provenance:
+    localrule: True
     input:
         code=code("paper/provenance.py"),
         # everything the paper reports, so that the benchmarks of all upstream jobs exist
@@ -318,6 +329,7 @@ rule provenance:
 
 
 rule paper_values:
+    localrule: True
     input:
         code=code("paper/values.py", "tables.py", "figures/maturity.py"),
         **FIG_STATS_FILES,
@@ -349,6 +361,7 @@ rule paper_values:
 
 
 rule render_paper:
+    localrule: True
     input:
         code=code("paper/render.py"),
         values=PAPER_VALUES,
