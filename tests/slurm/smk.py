@@ -162,7 +162,9 @@ def local_rules() -> set[str]:
     """Rules marked `localrule: True` in workflow/rules/*.smk (they run beside Snakemake)."""
     out = set()
     for path in (ROOT / "workflow" / "rules").glob("*.smk"):
-        out |= set(re.findall(r"^\s*rule (\w+):\n\s+localrule: True$", path.read_text(), re.M))
+        blocks = re.split(r"^\s*rule (\w+):$", path.read_text(), flags=re.M)
+        out |= {name for name, body in zip(blocks[1::2], blocks[2::2])
+                if re.search(r"^\s+localrule: True$", body, re.M)}
     return out
 
 
