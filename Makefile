@@ -12,7 +12,7 @@ PIP_EXTRA := $(if $(TORCH_INDEX),--extra-index-url $(TORCH_INDEX),)
 CTPAPER_RAW_MIRROR ?= $(if $(wildcard ../shared/data/raw),$(abspath ../shared/data/raw),)
 export CTPAPER_RAW_MIRROR
 
-.PHONY: env paper smoke test test-fast bench dryrun clean
+.PHONY: env paper smoke report test test-fast bench dryrun config-docs format clean
 env: $(VENV)/.installed
 
 # The pinned packages exist for Python 3.11 and 3.12 (both known to work); check before pip runs.
@@ -33,6 +33,18 @@ paper: env
 
 smoke: env
 	$(BIN)/snakemake --profile profiles/default --cores $(CORES) paper --configfile config/config.yaml config/smoke.yaml
+
+# snakemake's report of the last run: every table and figure with captions, the workflow, runtimes.
+report: env
+	$(BIN)/snakemake --profile profiles/default --report results/report.html
+
+# config/README.md from the schema's descriptions and config/config.yaml's defaults.
+config-docs: env
+	$(BIN)/python workflow/config_readme.py
+
+# snakefmt (pinned in requirements.txt) over every Snakemake file.
+format: env
+	$(BIN)/snakefmt .
 
 dryrun: env
 	$(BIN)/snakemake -n --profile profiles/slurm --configfile config/config.yaml

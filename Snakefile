@@ -6,6 +6,7 @@
 #     --tables / figures--> results/tables/, results/figures/  --render_paper--> results/paper/
 #
 # Targets: all (= paper), data, train, evaluate, tables, figures, fig1 ... fig5, maturity, paper.
+# Target rules (input only) always run where Snakemake runs, also in a module: no localrules list.
 # Settings: config/config.yaml (the paper), overlays such as config/smoke.yaml via --configfile.
 
 from snakemake.utils import min_version
@@ -15,14 +16,14 @@ min_version("9.0")
 configfile: "config/config.yaml"
 
 
+report: "workflow/report/workflow.rst"
+
+
 include: "workflow/rules/common.smk"
 include: "workflow/rules/data.smk"
 include: "workflow/rules/train.smk"
 include: "workflow/rules/evaluate.smk"
 include: "workflow/rules/report.smk"
-
-
-localrules: all, data, train, evaluate, tables, figures, fig1, fig2, fig3, fig4, fig5, maturity, paper
 
 
 rule all:

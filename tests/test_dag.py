@@ -8,6 +8,7 @@ know fails here until the map is extended.
 
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
 import sys
@@ -166,7 +167,8 @@ def test_job_counts(dry, request):
 
 # ---- per-job threads, resources and logs ---------------------------------------------------------
 def _cluster_jobs(run):
-    """Jobs that are submitted to SLURM: all but the Snakefile's target rules (its localrules)."""
+    """Jobs with cluster resources: all but the Snakefile's target rules (localrules and grouped jobs
+    keep their profile resources; test_slurm_jobs_are_dataset_groups checks what is submitted)."""
     return [j for j in run["jobs"] if j.rule not in TARGET_RULES]
 
 
@@ -189,6 +191,33 @@ def test_every_job_has_log_threads_and_profile_resources(dry, request):
             problems.append(f"{where}: threads={job.threads}, profile says {prof['set-threads'][job.rule]}")
     assert not problems, "\n".join(problems)
     assert _cluster_jobs(run), "no cluster jobs in the dry run"
+
+
+@pytest.mark.parametrize("dry", ["paper_dry", "smoke_site_dry"])
+def test_slurm_jobs_are_dataset_groups(dry, request):
+    """Through profiles/slurm only the dataset groups are SLURM jobs: every job of a grouped rule is
+    in a group job, a group job covers `group-components` whole datasets, and everything else is a
+    localrule (seconds each) or a target rule. So the full config sends ceil(datasets / 3) jobs."""
+    run = request.getfixturevalue(dry)
+    prof = smk.profile(SLURM_PROFILE)
+    grouped = {r for r, g in prof["groups"].items() if g == "dataset"}
+    per_job = prof["group-components"]["dataset"]
+    local = smk.local_rules() | TARGET_RULES
+    members: dict[int, set[str]] = {}
+    for job in run["jobs"]:
+        if job.rule in grouped:
+            assert job.group is not None, f"{job.rule}[{job.wildcards}] is not in a group job"
+            dataset = re.search(r"/(?:data|models|eval)/(\w+)/", job.fields["output"]).group(1)
+            members.setdefault(job.group, set()).add(dataset)
+        else:
+            assert job.group is None and job.rule in local, f"{job.rule} would be its own SLURM job"
+    datasets = run["config"]["datasets"]
+    assert sorted(d for ds in members.values() for d in ds) == sorted(datasets)  # each in one job
+    assert all(len(ds) <= per_job for ds in members.values())
+    n_slurm = smk.cluster_jobs(run["jobs"], local)
+    print(f"\n{run['name']}: {len(run['jobs'])} jobs, {n_slurm} SLURM jobs: "
+          + "; ".join(" ".join(sorted(ds)) for ds in members.values()))
+    assert n_slurm == -(-len(datasets) // per_job)
 
 
 def test_profile_matches_the_rules_declarations(local_dry):
@@ -285,13 +314,6 @@ def test_rulegraph_renders_with_dot(work, dot, paper_dry):
 
 
 # ---- lint ----------------------------------------------------------------------------------------
-# Deliberate: the project runs in ONE pinned environment (requirements.txt + constraints.txt, or
-# environment.yml) that SLURM jobs inherit (sbatch --export=ALL), so rules carry no conda:/container:.
-LINT_ACCEPTED = ("Specify a conda environment or container for each rule.",)
-# Style advice, reported but not failing.
-LINT_ADVISORY = ("Mixed rules and functions in same snakefile.",)
-
-
 def parse_lint(text: str) -> list[tuple[str, str]]:
     """[(where, title)] from `snakemake --lint` text output."""
     findings, where = [], None
@@ -303,16 +325,16 @@ def parse_lint(text: str) -> list[tuple[str, str]]:
     return findings
 
 
-def test_lint(work):
-    proc = smk.run(["--lint"], work / "lint", [CONFIG], timeout=120)
+@pytest.mark.parametrize("snakefile", ["Snakefile", "workflow/Snakefile"])
+def test_lint(work, snakefile):
+    """`snakemake --lint` is clean (exit 0, no finding) from the top-level Snakefile and from
+    workflow/Snakefile (what the workflow catalog and `module` users run)."""
+    proc = smk.run(["--lint", "--snakefile", str(ROOT / snakefile)], work / "lint", [CONFIG],
+                   timeout=120)
     findings = parse_lint(proc.output)
-    print("\nsnakemake --lint findings:")
-    for where, title in findings:
-        tag = "accepted" if title in LINT_ACCEPTED else "advisory" if title in LINT_ADVISORY else "FIX"
-        print(f"  [{tag}] {where}: {title}")
-    assert proc.returncode == 0 or findings, f"lint failed without findings:\n{proc.output[-3000:]}"
-    bad = [f"{w}: {t}" for w, t in findings if t not in LINT_ACCEPTED + LINT_ADVISORY]
-    assert not bad, "lint findings to fix:\n  " + "\n  ".join(bad)
+    assert proc.returncode == 0 and not findings, (
+        "snakemake --lint findings:\n  " + "\n  ".join(f"{w}: {t}" for w, t in findings)
+        + f"\n{proc.output[-3000:]}")
 
 
 # ---- bad input -----------------------------------------------------------------------------------

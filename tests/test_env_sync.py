@@ -1,5 +1,6 @@
 """The pip pins (requirements.txt), the conda description (environment.yml) and the torch constraint agree."""
 
+import re
 from pathlib import Path
 
 import yaml
@@ -56,3 +57,21 @@ def test_installed_versions_match_the_pins():
 
     for name, pinned in requirements().items():
         assert version(name).split("+")[0] == pinned, name
+
+
+def test_rule_environments_match_requirements():
+    """Every conda environment the rules name (workflow/envs/*.yaml, `snakemake --use-conda`) pins
+    exactly the packages and versions of requirements.txt and environment.yml."""
+    envs = sorted((ROOT / "workflow" / "envs").glob("*.yaml"))
+    assert envs, "no rule environment under workflow/envs/"
+    named = set()
+    for rules in (ROOT / "workflow" / "rules").glob("*.smk"):
+        named |= set(re.findall(r'^\s+conda:\s*\n\s+"\.\./envs/([\w.-]+)"', rules.read_text(), re.M))
+    assert named == {p.name for p in envs}, (named, [p.name for p in envs])
+    for path in envs:
+        env = yaml.safe_load(path.read_text())
+        pip_block = next(d["pip"] for d in env["dependencies"] if isinstance(d, dict) and "pip" in d)
+        assert _pins(pip_block) == requirements(), f"{path.relative_to(ROOT)} differs from requirements.txt"
+        python = [d for d in env["dependencies"] if isinstance(d, str) and d.startswith("python")]
+        assert python == [d for d in yaml.safe_load((ROOT / "environment.yml").read_text())["dependencies"]
+                          if isinstance(d, str) and d.startswith("python")]

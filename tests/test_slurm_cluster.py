@@ -1,9 +1,9 @@
-"""The data stage on a real one-node SLURM cluster, through `--profile profiles/slurm`.
+"""The whole smoke paper on a real one-node SLURM cluster, through `--profile profiles/slurm`.
 
 tests/slurm/cluster.sh installs (apt) and starts slurmctld + slurmd + munge on this machine. The
 cluster has no accounting storage, so the test profile tests/slurm/profile switches the plugin's
-status queries to squeue (with sacct the plugin would wait forever). Each DAG level costs ~20 s of
-status polling: the workflow is kept to the data stage of two datasets (one generated, one real).
+status queries to squeue (with sacct the plugin would wait forever). Through the profile, only the
+dataset groups are SLURM jobs (the smoke config: 2); fetch_raw and the report stage run locally.
 Skipped only when not root or when slurm/munge cannot be installed with apt.
 """
 
@@ -32,7 +32,6 @@ pytestmark = pytest.mark.slurm
 
 # Held by the session that uses the cluster; tests/slurm/cluster.sh stop refuses to stop it meanwhile.
 LOCK = Path(os.environ.get("CTPAPER_SLURM_LOCK", "/run/lock/ctpaper-slurm-tests.lock"))
-DATASETS = ["ls", "adult"]  # one generated dataset, one that needs fetch_raw: two DAG levels
 
 
 def cluster(cmd: str, timeout: int = 120) -> subprocess.CompletedProcess:
@@ -90,11 +89,10 @@ def _running_cluster():
         assert stop.returncode == 0, stop.stderr
 
 
-def _overlay(wd: Path, **paths) -> Path:
+def _overlay(wd: Path) -> Path:
     # relative paths: the SLURM run and the local run see the same config (same config hashes)
     return smk.write_overlay(wd / "overlay.yaml", {
-        "datasets": DATASETS,
-        "paths": {"results": "results", "raw_dir": "raw", "download": False, **paths}})
+        "paths": {"results": "results", "raw_dir": "raw", "download": False}})
 
 
 def _slurm_job(job_id: str) -> dict[str, str]:
@@ -108,72 +106,107 @@ def _first_log_lines(results: Path) -> dict[str, str]:
     return {str(p.relative_to(results)): (p.read_text().splitlines() or [""])[0] for p in logs}
 
 
-def test_data_stage_on_slurm_matches_local_run(slurm_cluster, raw_mirror, tmp_path):
+# What must be byte-identical between the two runs: data, models, evaluation scores, tables.
+# Training logs (log.parquet) hold wall times and figures/paper embed dates, so they are left out.
+COMPARED = ("raw", "data", "models/**/model.pt", "eval", "tables")
+
+
+def _compared_files(root: Path) -> list[str]:
+    out = set()
+    for pattern in COMPARED:
+        base, _, glob = pattern.partition("/")
+        out |= {str(p.relative_to(root)) for p in (root / base).glob(glob or "**/*") if p.is_file()}
+    return sorted(out)
+
+
+def test_smoke_paper_on_slurm_matches_local_run(slurm_cluster, raw_mirror, tmp_path):
+    """The whole smoke paper through profiles/slurm: SLURM jobs are the dataset groups only (their
+    number is recorded and checked), outputs equal a local run byte for byte, and the wall time is
+    printed against the local run's (issue 10 target: at most 2x)."""
     env = {MIRROR_ENV: str(raw_mirror)}
     on_slurm, local = tmp_path / "slurm", tmp_path / "local"
-    files_slurm = [CONFIG, SMOKE, _overlay(on_slurm)]
-    files_local = [CONFIG, SMOKE, _overlay(local)]
-    # the local reference runs while the SLURM run polls
-    proc_slurm = smk.run(["data", "--profile", SLURM_PROFILE, "--profile", TEST_PROFILE], on_slurm,
-                         files_slurm, timeout=420, env=env, background=True)
-    proc_local = smk.run(["data", "--profile", "profiles/default", "--cores", "1"], local,
-                         files_local, timeout=420, env=env)
-    out_slurm = proc_slurm.communicate()[0]
+    # side by side, so that both see the same load of the (shared) machine
+    t0 = time.monotonic()
+    proc_slurm = smk.run(["paper", "--profile", SLURM_PROFILE, "--profile", TEST_PROFILE], on_slurm,
+                         [CONFIG, SMOKE, _overlay(on_slurm)], timeout=1800, env=env, background=True)
+    proc_local = smk.run(["paper", "--profile", "profiles/default", "--cores", "2"], local,
+                         [CONFIG, SMOKE, _overlay(local)], timeout=1800, env=env)
+    wall_local = time.monotonic() - t0
+    proc_slurm.output = proc_slurm.communicate()[0]
+    wall_slurm = time.monotonic() - t0
     smk.check(proc_local, "local run")
-    assert proc_slurm.returncode == 0, f"SLURM run failed:\n{out_slurm[-6000:]}"
+    assert proc_slurm.returncode == 0, f"SLURM run failed:\n{proc_slurm.output[-6000:]}"
 
-    # every job ran as a SLURM job: first log line has a real job id that SLURM ran to completion
-    stats = smk.job_stats(out_slurm)
-    expected_jobs = {r: n for r, n in stats.items() if r != "data"}
+    # SLURM jobs: one per dataset group job (profile: groups, group-components); the rest is local
+    submitted = re.findall(r"submitted with SLURM jobid (\d+)", proc_slurm.output)
+    dry = smk.check(smk.run(["paper", "-n", "--forceall", "--profile", SLURM_PROFILE, "--profile",
+                             TEST_PROFILE], on_slurm, [CONFIG, SMOKE, _overlay(on_slurm)],
+                            timeout=300), "dry run")
+    local_rules = smk.local_rules() | {"paper"}
+    expected = smk.cluster_jobs(smk.jobs(dry.output), local_rules)
+    n_jobs = sum(smk.job_stats(proc_slurm.output).values())
+    print(f"\nsmoke paper: {n_jobs} jobs, {len(submitted)} SLURM jobs; wall time SLURM "
+          f"{wall_slurm:.0f} s, local {wall_local:.0f} s ({wall_slurm / wall_local:.2f}x)")
+    assert len(submitted) == expected == 2, (submitted, expected)
+
+    # every job of a grouped rule ran inside a SLURM job of this run, every other job locally
+    grouped = set(smk.profile(SLURM_PROFILE)["groups"])
     first = _first_log_lines(on_slurm / "results")
-    assert len(first) == sum(expected_jobs.values()), (first, stats)
-    submitted = set(re.findall(r"submitted with SLURM jobid (\d+)", out_slurm))
+    assert len(first) == n_jobs - 1, (len(first), n_jobs)  # every job but the target has a log
     for log, line in first.items():
-        m = re.search(r"slurm_job_id=(\S+)", line)
-        assert m and m.group(1) != "none", f"{log} did not run under SLURM: {line!r}"
-        job_id = m.group(1)
-        assert job_id in submitted, f"{log}: job {job_id} was not submitted by this run"
+        rule = log.split("/")[1]
+        job_id = re.search(r"slurm_job_id=(\S+)", line).group(1)
+        if rule in grouped:
+            assert job_id in submitted, f"{log} did not run in a SLURM job of this run: {line!r}"
+        else:
+            assert rule in local_rules and job_id == "none", f"{log}: {line!r}"
+    for log in first:  # the plugin deletes SLURM logs of successful jobs: the rule logs tell
+        assert f"rule={log.split('/')[1]} done in" in (on_slurm / "results" / log).read_text(), log
+    for job_id in submitted:
         info = _slurm_job(job_id)
-        assert info.get("JobState") == "COMPLETED", (log, info)
-        assert info.get("Partition") == smk.profile(TEST_PROFILE)["default-resources"]["slurm_partition"]
+        if info:  # scontrol forgets a finished job after MinJobAge (300 s)
+            assert info.get("JobState") == "COMPLETED", info
+            assert info.get("Partition") == smk.profile(TEST_PROFILE)["default-resources"]["slurm_partition"]
     for log in _first_log_lines(local / "results").values():
         assert "slurm_job_id=none" in log
 
-    # byte-identical outputs (no field legitimately differs for the data stage)
-    def outputs(root: Path):
-        return sorted(str(p.relative_to(root)) for sub in ("raw", "data")
-                      for p in (root / sub).rglob("*") if p.is_file())
-
-    got, want = outputs(on_slurm / "results"), outputs(local / "results")
+    got, want = _compared_files(on_slurm / "results"), _compared_files(local / "results")
     assert got == want and got, (got, want)
-    assert any(f.endswith(".parquet") for f in got) and any(f.endswith(".json") for f in got)
+    for part in ("models", "eval", "tables", "data"):
+        assert any(f.startswith(part + "/") for f in got), part
     _, mismatch, errors = filecmp.cmpfiles(on_slurm / "results", local / "results", got, shallow=False)
     assert not mismatch and not errors, f"outputs differ between SLURM and local runs: {mismatch + errors}"
+    for paper in ("paper.html", "paper.pdf"):
+        assert (on_slurm / "results" / "paper" / paper).stat().st_size > 0
 
 
 def test_failing_job_is_reported_and_leaves_no_output(slurm_cluster, raw_mirror, tmp_path):
-    """A corrupted raw file: fetch_raw fails on SLURM, Snakemake exits non-zero, nothing is left."""
-    bad_mirror = tmp_path / "mirror"
-    shutil.copytree(raw_mirror / "adult", bad_mirror / "adult")
-    target = bad_mirror / "adult" / "adult.data"
-    data = bytearray(target.read_bytes())
-    data[len(data) // 2] ^= 0x01
-    target.write_bytes(bytes(data))
+    """A raw file corrupted after fetch_raw (a localrule) verified it: prepare_data, which re-hashes
+    the bytes it parses, fails inside its SLURM group job; Snakemake exits non-zero, SLURM says
+    FAILED, the log names the file, and no prepared data is left."""
+    mirror = tmp_path / "mirror"
+    shutil.copytree(raw_mirror / "adult", mirror / "adult")
     wd = tmp_path / "wd"
     (wd / "raw").mkdir(parents=True)  # the project raw dir exists and is empty
     overlay = smk.write_overlay(wd / "overlay.yaml", {
         "datasets": ["adult"], "paths": {"results": "results", "raw_dir": "raw", "download": False}})
+    env = {MIRROR_ENV: str(mirror)}
+    smk.check(smk.run(["results/raw/adult/manifest.json", "--profile", "profiles/default", "--cores",
+                       "1"], wd, [CONFIG, SMOKE, overlay], timeout=300, env=env), "fetch_raw")
+    target = mirror / "adult" / "adult.data"
+    data = bytearray(target.read_bytes())
+    data[len(data) // 2] ^= 0x01
+    target.write_bytes(bytes(data))
     proc = smk.run(["data", "--profile", SLURM_PROFILE, "--profile", TEST_PROFILE], wd,
-                   [CONFIG, SMOKE, overlay], timeout=300, env={MIRROR_ENV: str(bad_mirror)})
+                   [CONFIG, SMOKE, overlay], timeout=300, env=env)
     assert proc.returncode != 0, proc.output[-4000:]
-    assert "Error in rule fetch_raw" in proc.output, proc.output[-4000:]
+    assert "Error in rule prepare_data" in proc.output, proc.output[-4000:]
     results = wd / "results"
-    assert not (results / "data" / "adult").exists()
-    assert not (results / "raw" / "adult" / "manifest.json").exists()
-    log = (results / "logs" / "fetch_raw" / "adult.log").read_text()
+    assert not (results / "data" / "adult" / "meta.json").exists()
+    assert not (results / "data" / "adult" / "train.parquet").exists()
+    log = (results / "logs" / "prepare_data" / "adult.log").read_text()
     job_id = re.search(r"slurm_job_id=(\S+)", log.splitlines()[0]).group(1)
     assert job_id != "none"
     assert _slurm_job(job_id).get("JobState") == "FAILED"
-    assert "adult.data" in log and "sha256 mismatch" in log, log
-    # only fetch_raw was submitted: prepare_data never started on a failed input
+    assert "adult.data" in log and "changed after it was fetched" in log, log
     assert len(re.findall(r"submitted with SLURM jobid", proc.output)) == 1, proc.output[-4000:]

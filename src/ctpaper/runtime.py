@@ -21,7 +21,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Iterable, Iterator
+from typing import Iterable, Iterator, TypeVar
 
 log = logging.getLogger("ctpaper")
 _CHUNK = 1 << 20
@@ -111,6 +111,8 @@ def read_torch(path: str | Path):
     return _parse(path, lambda p: torch.load(p, map_location="cpu", weights_only=True),
                   "a torch file")
 
+T = TypeVar("T")
+
 
 def set_threads(n: int) -> None:
     """Make torch (and BLAS) use exactly ``n`` threads, the number the rule was given."""
@@ -196,6 +198,24 @@ def rule_context(smk) -> Iterator[logging.Logger]:
         log.exception("rule %s failed", smk.rule)
         raise
     log.info("rule=%s done in %.1f s", smk.rule, time.perf_counter() - t0)
+
+
+def progress(items: Iterable[T], what: str, n: int | None = None, every: float = 10.0) -> Iterator[T]:
+    """Yield ``items`` and log ``progress <what> i/n (p%), elapsed s, ETA s`` after an item's work is
+    done: after the first and the last item and at most every ``every`` seconds in between, so that
+    ``tail -f`` on a job's log shows where a long job is. ETA = elapsed / i * (n - i)."""
+    if n is None:
+        items = list(items)
+        n = len(items)
+    t0 = last = time.perf_counter()
+    for i, item in enumerate(items, start=1):
+        yield item
+        now = time.perf_counter()
+        if i == 1 or i == n or now - last >= every:
+            elapsed = now - t0
+            log.info("progress %s %d/%d (%.0f%%), elapsed %.1f s, ETA %.1f s", what, i, n,
+                     100.0 * i / n, elapsed, elapsed / i * (n - i))
+            last = now
 
 
 @contextlib.contextmanager

@@ -29,7 +29,7 @@ from torch import Tensor
 
 from ctpaper.data.io import Dataset
 from ctpaper.models import build_model
-from ctpaper.runtime import UserError
+from ctpaper.runtime import UserError, progress
 from ctpaper.search import SearchConfig, protect, search, target_logit
 
 log = logging.getLogger("ctpaper.training")
@@ -232,7 +232,7 @@ def train(dataset: Dataset, settings: dict, objective: str, family: str, seed: i
                                 vae=vae)
 
     rows = []
-    for epoch in range(1, n_epochs + 1):
+    for epoch in progress(range(1, n_epochs + 1), "epoch", n_epochs):
         t0 = time.perf_counter()
         ce_epoch = uses_ces and epoch > burnin_epochs
         chunks: list[CEData | None] = [None] * nb

@@ -80,7 +80,8 @@ def check(proc, what: str = "snakemake"):
 
 
 # ---- parsing Snakemake's dry-run output ---------------------------------------------------------
-_RULE = re.compile(r"^(?P<local>local)?rule (?P<rule>\w+):$")
+_RULE = re.compile(r"^(?P<indent> *)(?P<local>local)?rule (?P<rule>\w+):$")
+_GROUP = re.compile(r"Group job (?P<group>\S+) \(jobs in")
 
 
 def job_stats(output: str) -> dict[str, int]:
@@ -104,6 +105,7 @@ class Job:
     rule: str
     local: bool
     fields: dict[str, str] = field(default_factory=dict)
+    group: int | None = None  # index of the group job it belongs to (dry-run order), if any
 
     @property
     def resources(self) -> dict[str, str]:
@@ -124,20 +126,45 @@ class Job:
 
 
 def jobs(output: str) -> list[Job]:
-    """Every job block ('rule x:' / 'localrule x:' + indented 'key: value' lines) of a dry run."""
+    """Every job block ('rule x:' / 'localrule x:' + indented 'key: value' lines) of a dry run,
+    also the member jobs of a group job (indented under 'Group job <name> (jobs in ...):')."""
     out: list[Job] = []
     current: Job | None = None
+    group, n_groups = None, 0
     for line in output.replace("\r", "").splitlines():
+        if _GROUP.search(line):
+            group, n_groups = n_groups, n_groups + 1
+            current = None
+            continue
         m = _RULE.match(line)
         if m:
-            current = Job(m["rule"], bool(m["local"]))
+            indent = m["indent"]
+            current = Job(m["rule"], bool(m["local"]), group=group if indent else None)
+            if not indent:
+                group = None
             out.append(current)
             continue
-        if current is not None and line.startswith("    ") and ": " in line:
+        if current is not None and line.startswith(indent + "    ") and ": " in line:
             k, v = line.strip().split(": ", 1)
             current.fields[k] = v
-        elif current is not None and not line.startswith("    "):
+        elif current is not None and not line.startswith(indent + "    "):
             current = None
+    return out
+
+
+def cluster_jobs(jobs_: list[Job], local_rules: set[str]) -> int:
+    """SLURM jobs of a dry run: one per group job plus one per ungrouped job of a non-local rule."""
+    groups = {j.group for j in jobs_ if j.group is not None}
+    return len(groups) + sum(1 for j in jobs_ if j.group is None and j.rule not in local_rules)
+
+
+def local_rules() -> set[str]:
+    """Rules marked `localrule: True` in workflow/rules/*.smk (they run beside Snakemake)."""
+    out = set()
+    for path in (ROOT / "workflow" / "rules").glob("*.smk"):
+        blocks = re.split(r"^\s*rule (\w+):$", path.read_text(), flags=re.M)
+        out |= {name for name, body in zip(blocks[1::2], blocks[2::2])
+                if re.search(r"^\s+localrule: True$", body, re.M)}
     return out
 
 

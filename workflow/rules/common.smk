@@ -3,7 +3,16 @@
 import os
 import sys
 
-sys.path.insert(0, os.path.join(workflow.basedir, "src"))
+# The project root (this file is workflow/rules/common.smk). Not workflow.basedir: when the workflow
+# is used as a module, that is the directory of the user's Snakefile.
+PROJECT_DIR = os.path.abspath(os.path.join(workflow.current_basedir, "..", ".."))
+SRC_DIR = os.path.join(PROJECT_DIR, "src")
+sys.path.insert(0, SRC_DIR)
+# Jobs import the library from here too: under --use-conda (workflow/envs/ does not install it) and
+# when the workflow is used as a module from another directory.
+# (set, not required, so no envvars: directive)
+_pythonpath = [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p and p != SRC_DIR]
+os.environ.update(PYTHONPATH=os.pathsep.join([SRC_DIR, *_pythonpath]))
 
 from ctpaper.config import (  # noqa: E402
     ConfigError,
@@ -108,7 +117,7 @@ def reads(rule):
 def project_path(*parts):
     """A path in the checkout, relative to the working directory: inputs are recorded by path, so
     absolute ones would make a copied or moved checkout rerun every job."""
-    return os.path.relpath(os.path.join(workflow.basedir, *parts))
+    return os.path.relpath(os.path.join(PROJECT_DIR, *parts))
 
 
 def code(*modules):
@@ -129,5 +138,68 @@ def producers(paths):
             raise WorkflowError(f"{path}: expected one producing rule, found {[r.name for r in made_by]}")
         modules = getattr(made_by[0].input, "code", [])
         out[path] = {"rule": made_by[0].name,
-                     "modules": [os.path.relpath(os.path.abspath(m), workflow.basedir) for m in modules]}
+                     "modules": [os.path.relpath(os.path.abspath(m), PROJECT_DIR) for m in modules]}
+    return out
+
+
+# ---- input functions and resources used by the rule files ------------------------------------
+# (kept out of the rule files, since `snakemake --lint` objects to functions mixed with rules)
+
+
+# data.smk
+def prepare_data_input(wildcards):
+    if dataset_kind(wildcards.dataset) == "synthetic":
+        return {}
+    return {"manifest": RAW_MANIFEST.format(dataset=wildcards.dataset)}
+
+
+# train.smk
+def _train_res(key):
+    return lambda wc: TRAIN_RESOURCES[dataset_kind(wc.dataset)][key]
+
+
+def _train_inputs(wildcards):
+    files = {k: v.format(dataset=wildcards.dataset) for k, v in DATA_IN.items()}
+    if wildcards.model != "bl" and config["train"]["generator"] == "revise":
+        files["vae"] = VAE.format(dataset=wildcards.dataset)
+    return files
+
+
+# evaluate.smk
+def _model_file(model):
+    """The model file pattern with the model fixed (other wildcards left for the rule)."""
+    return MODEL_PT.replace("{model}", model)
+
+
+def _model_files(label_to_model, dataset=None):
+    """Model-file inputs named by model directory (bl, ct_free, ...) for a {label: model} map of
+    the library; the scripts pass them back as {label: file}."""
+    files = {m: _model_file(m) for m in label_to_model.values()}
+    return {m: f.replace("{dataset}", dataset) for m, f in files.items()} if dataset else files
+
+
+def _mem_mb(small, mnist):
+    """mem_mb by dataset: MNIST's 784 features need more (peak RSS measured in the benchmarks)."""
+    return lambda wc: mnist if dataset_kind(wc.dataset) == "mnist" else small
+
+
+def _ig_summary_maps(wildcards):
+    """MNIST's summary also reports the class-average-map statistic of Figure 2."""
+    return {"maps": IG_MAPS.format(seed=wildcards.seed)} if wildcards.dataset == "mnist" else {}
+
+
+# report.smk
+def _fig_model(dataset, model, seed=FIG_SEED):
+    return MODEL_PT.format(dataset=dataset, seed=seed, model=model)
+
+
+def _all(pattern, **fixed):
+    """Every configured dataset x seed (x family) expansion of an evaluation path pattern."""
+    out = []
+    for d in DATASETS:
+        for s in SEEDS:
+            if "{family}" in pattern:
+                out += [pattern.format(dataset=d, seed=s, family=f) for f in FAMILIES]
+            else:
+                out.append(pattern.format(dataset=d, seed=s))
     return out

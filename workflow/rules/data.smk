@@ -2,16 +2,12 @@
 #   fetch_raw     one job per real dataset: find a verified copy of every raw file in the project's
 #                 raw dir, the mirror (paths.raw_mirror or env CTPAPER_RAW_MIRROR) or by download.
 #   prepare_data  one job per dataset: train.parquet (pool incl. is_val), test.parquet, meta.json.
+# fetch_raw is a localrule: seconds from a mirror, and cluster nodes often have no internet.
 # Synthetic datasets have no raw files, so prepare_data takes the manifest only for real datasets.
 
 
-def prepare_data_input(wildcards):
-    if dataset_kind(wildcards.dataset) == "synthetic":
-        return {}
-    return {"manifest": RAW_MANIFEST.format(dataset=wildcards.dataset)}
-
-
 rule fetch_raw:
+    localrule: True
     output:
         RAW_MANIFEST,
     params:
@@ -26,6 +22,8 @@ rule fetch_raw:
     resources:
         mem_mb=500,  # measured: 225 MB peak RSS (mostly the torch import of rule_context)
         runtime=15,  # minutes; seconds when the files are local, a download is ~25 MB
+    conda:
+        "../envs/ctpaper.yaml"
     script:
         "../scripts/fetch_raw.py"
 
@@ -51,5 +49,7 @@ rule prepare_data:
         # measured peak RSS: mnist 460 MB, tabular <= 380 MB, synthetic 310 MB; a few seconds each
         mem_mb=lambda wc: 1000 if dataset_kind(wc.dataset) == "mnist" else 800,
         runtime=5,
+    conda:
+        "../envs/ctpaper.yaml"
     script:
         "../scripts/prepare_data.py"

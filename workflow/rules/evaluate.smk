@@ -19,23 +19,6 @@ EVAL_EXTRA_FILES = [IG_SUMMARY.format(dataset=d, seed=s) for d in DATASETS for s
 )
 
 
-def _model_file(model):
-    """The model file pattern with the model fixed (other wildcards left for the rule)."""
-    return MODEL_PT.replace("{model}", model)
-
-
-def _model_files(label_to_model, dataset=None):
-    """Model-file inputs named by model directory (bl, ct_free, ...) for a {label: model} map of
-    the library; the scripts pass them back as {label: file}."""
-    files = {m: _model_file(m) for m in label_to_model.values()}
-    return {m: f.replace("{dataset}", dataset) for m, f in files.items()} if dataset else files
-
-
-def _mem_mb(small, mnist):
-    """mem_mb by dataset: MNIST's 784 features need more (peak RSS measured in the benchmarks)."""
-    return lambda wc: mnist if dataset_kind(wc.dataset) == "mnist" else small
-
-
 rule evaluate_ces:
     input:
         code=code("search.py", "evaluation/protocol.py", "evaluation/metrics.py"),
@@ -55,6 +38,8 @@ rule evaluate_ces:
     resources:
         mem_mb=_mem_mb(1500, 2000),
         runtime=15,
+    conda:
+        "../envs/ctpaper.yaml"
     script:
         "../scripts/evaluate_ces.py"
 
@@ -76,6 +61,8 @@ rule robustness:
     resources:
         mem_mb=_mem_mb(1000, 1500),
         runtime=5,
+    conda:
+        "../envs/ctpaper.yaml"
     script:
         "../scripts/robustness.py"
 
@@ -97,6 +84,8 @@ rule performance:
     resources:
         mem_mb=_mem_mb(1000, 1500),
         runtime=5,
+    conda:
+        "../envs/ctpaper.yaml"
     script:
         "../scripts/performance.py"
 
@@ -120,13 +109,10 @@ if "mnist" in DATASETS:
         resources:
             mem_mb=1500,
             runtime=10,
+        conda:
+            "../envs/ctpaper.yaml"
         script:
             "../scripts/integrated_gradients.py"
-
-
-def _ig_summary_maps(wildcards):
-    """MNIST's summary also reports the class-average-map statistic of Figure 2."""
-    return {"maps": IG_MAPS.format(seed=wildcards.seed)} if wildcards.dataset == "mnist" else {}
 
 
 rule ig_summary:
@@ -147,5 +133,7 @@ rule ig_summary:
     resources:
         mem_mb=_mem_mb(1000, 2000),
         runtime=15,
+    conda:
+        "../envs/ctpaper.yaml"
     script:
         "../scripts/ig_summary.py"

@@ -11,6 +11,8 @@
 #   provenance         config hash, versions, git commit, per-rule compute from benchmarks/
 #   paper_values       the numbers and generated blocks the paper's text quotes (values.json)
 #   render_paper       paper/ (Quarto project) -> paper.html + paper.pdf (quarto, else pandoc + typst)
+# Every rule here is a localrule: each job takes seconds (full config: <= 8 s, <= 1.3 GB), so on a
+# cluster they run beside Snakemake instead of waiting for a SLURM slot (profiles/slurm/README.md).
 # Rule names differ from the Snakefile's target rules (tables, figures, fig1..fig5, maturity, paper).
 # Figures use the first training seed's models (FIG_SEED); tables, Figure 3 and the maturity curves
 # use every configured seed (seeds x runs are the runs of a comparison).
@@ -29,23 +31,7 @@ FIG_STATS = f"{FIGURE}_stats.json"
 PROVENANCE = f"{R}/paper/provenance.json"
 PAPER_VALUES = f"{R}/paper/values.json"
 # the original's published tables (facts for the comparison table, not settings)
-ORIGINAL_RESULTS = os.path.join(workflow.basedir, "config", "original_results.yaml")
-
-
-def _fig_model(dataset, model, seed=FIG_SEED):
-    return MODEL_PT.format(dataset=dataset, seed=seed, model=model)
-
-
-def _all(pattern, **fixed):
-    """Every configured dataset x seed (x family) expansion of an evaluation path pattern."""
-    out = []
-    for d in DATASETS:
-        for s in SEEDS:
-            if "{family}" in pattern:
-                out += [pattern.format(dataset=d, seed=s, family=f) for f in FAMILIES]
-            else:
-                out.append(pattern.format(dataset=d, seed=s))
-    return out
+ORIGINAL_RESULTS = project_path("config", "original_results.yaml")
 
 
 CT_LOGS = [
@@ -63,11 +49,17 @@ MNIST_DATA = {k: v.format(dataset="mnist") for k, v in DATA_IN.items()}
 
 
 rule table_scores:
+    localrule: True
     input:
         scores=_all(CES),
         code=code("tables.py"),
     output:
-        csv=f"{TABLE}.csv",
+        csv=report(
+            f"{TABLE}.csv",
+            caption="../report/table_scores.rst",
+            category="Main results",
+            labels={"table": "{name}"},
+        ),
         md=f"{TABLE}.md",
     wildcard_constraints:
         name="table1|table3",
@@ -81,16 +73,24 @@ rule table_scores:
     resources:
         mem_mb=2000,
         runtime=15,
+    conda:
+        "../envs/ctpaper.yaml"
     script:
         "../scripts/table.py"
 
 
 rule table_settings:
+    localrule: True
     input:
         meta=[DATA["meta.json"].format(dataset=d) for d in DATASETS],
         code=code("tables.py"),
     output:
-        csv=f"{TABLE}.csv",
+        csv=report(
+            f"{TABLE}.csv",
+            caption="../report/table_settings.rst",
+            category="Appendix",
+            labels={"table": "{name}"},
+        ),
         md=f"{TABLE}.md",
     wildcard_constraints:
         name="table2",
@@ -104,16 +104,24 @@ rule table_settings:
     resources:
         mem_mb=500,
         runtime=5,
+    conda:
+        "../envs/ctpaper.yaml"
     script:
         "../scripts/table.py"
 
 
 rule table_performance:
+    localrule: True
     input:
         scores=_all(PERFORMANCE),
         code=code("tables.py"),
     output:
-        csv=f"{TABLE}.csv",
+        csv=report(
+            f"{TABLE}.csv",
+            caption="../report/table_performance.rst",
+            category="Appendix",
+            labels={"table": "{name}"},
+        ),
         md=f"{TABLE}.md",
     wildcard_constraints:
         name="performance",
@@ -127,6 +135,8 @@ rule table_performance:
     resources:
         mem_mb=500,
         runtime=5,
+    conda:
+        "../envs/ctpaper.yaml"
     script:
         "../scripts/table.py"
 
@@ -161,11 +171,17 @@ rule table_comparison:
 
 
 rule figure_fig1:
+    localrule: True
     input:
         code=code("figures/fig1.py", "figures/style.py", "search.py", "models.py",
                   "data/synthetic.py", "data/splits.py"),
     output:
-        png=f"{R}/figures/fig1.png",
+        png=report(
+            f"{R}/figures/fig1.png",
+            caption="../report/figure_fig1.rst",
+            category="Main results",
+            labels={"figure": "fig1"},
+        ),
         pdf=f"{R}/figures/fig1.pdf",
         stats=FIG_STATS.format(name="fig1"),
     params:
@@ -178,6 +194,8 @@ rule figure_fig1:
     resources:
         mem_mb=1000,
         runtime=15,
+    conda:
+        "../envs/ctpaper.yaml"
     script:
         "../scripts/fig1.py"
 
@@ -185,6 +203,7 @@ rule figure_fig1:
 if HAS_MNIST:
 
     rule figure_fig2:
+        localrule: True
         input:
             code=code("figures/fig2.py", "figures/style.py", "search.py"),
             **MNIST_DATA,
@@ -192,7 +211,12 @@ if HAS_MNIST:
             ct=_fig_model("mnist", "ct_protected"),
             ig_maps=IG_MAPS.format(seed=FIG_SEED),
         output:
-            png=f"{R}/figures/fig2.png",
+            png=report(
+                f"{R}/figures/fig2.png",
+                caption="../report/figure_fig2.rst",
+                category="MNIST",
+                labels={"figure": "fig2"},
+            ),
             pdf=f"{R}/figures/fig2.pdf",
             stats=FIG_STATS.format(name="fig2"),
         params:
@@ -205,16 +229,24 @@ if HAS_MNIST:
         resources:
             mem_mb=1500,
             runtime=20,
+        conda:
+            "../envs/ctpaper.yaml"
         script:
             "../scripts/fig2.py"
 
     rule figure_fig45:
+        localrule: True
         input:
             code=code("figures/fig45.py", "figures/style.py", "search.py"),
             **MNIST_DATA,
             model=lambda wc: _fig_model("mnist", "ct_free" if wc.name == "fig4" else "bl"),
         output:
-            png=f"{FIGURE}.png",
+            png=report(
+                f"{FIGURE}.png",
+                caption="../report/figure_fig45.rst",
+                category="MNIST",
+                labels={"figure": "{name}"},
+            ),
             pdf=f"{FIGURE}.pdf",
             stats=FIG_STATS,
         wildcard_constraints:
@@ -229,16 +261,24 @@ if HAS_MNIST:
         resources:
             mem_mb=1500,
             runtime=15,
+        conda:
+            "../envs/ctpaper.yaml"
         script:
             "../scripts/fig45.py"
 
 
 rule figure_fig3:
+    localrule: True
     input:
         scores=_all(ROBUSTNESS),
         code=code("figures/fig3.py", "figures/style.py"),
     output:
-        png=f"{R}/figures/fig3.png",
+        png=report(
+            f"{R}/figures/fig3.png",
+            caption="../report/figure_fig3.rst",
+            category="Robustness",
+            labels={"figure": "fig3"},
+        ),
         pdf=f"{R}/figures/fig3.pdf",
     params:
         config_reads=reads("figure_fig3"),
@@ -250,16 +290,24 @@ rule figure_fig3:
     resources:
         mem_mb=800,
         runtime=5,
+    conda:
+        "../envs/ctpaper.yaml"
     script:
         "../scripts/fig3.py"
 
 
 rule figure_maturity:
+    localrule: True
     input:
         logs=CT_LOGS,
         code=code("figures/maturity.py", "figures/style.py"),
     output:
-        png=f"{R}/figures/maturity.png",
+        png=report(
+            f"{R}/figures/maturity.png",
+            caption="../report/figure_maturity.rst",
+            category="Appendix",
+            labels={"figure": "maturity"},
+        ),
         pdf=f"{R}/figures/maturity.pdf",
     params:
         config_reads=reads("figure_maturity"),
@@ -271,6 +319,8 @@ rule figure_maturity:
     resources:
         mem_mb=800,
         runtime=5,
+    conda:
+        "../envs/ctpaper.yaml"
     script:
         "../scripts/maturity.py"
 
@@ -286,6 +336,7 @@ PAPER_FIGURES = {n: figure_files(n) for n in FIGURE_NAMES}
 
 
 rule provenance:
+    localrule: True
     input:
         code=code("paper/provenance.py"),
         # everything the paper reports, so that the benchmarks of all upstream jobs exist
@@ -293,7 +344,7 @@ rule provenance:
         figures=FIGURE_FILES,
         ig=IG_SUMMARIES,
     output:
-        PROVENANCE,
+        report(PROVENANCE, caption="../report/provenance.rst", category="Compute"),
     params:
         bench_dir=BENCH,
         config_reads=reads("provenance"),
@@ -305,11 +356,14 @@ rule provenance:
     resources:
         mem_mb=500,
         runtime=5,
+    conda:
+        "../envs/ctpaper.yaml"
     script:
         "../scripts/provenance.py"
 
 
 rule paper_values:
+    localrule: True
     input:
         code=code("paper/values.py", "tables.py", "figures/maturity.py"),
         **FIG_STATS_FILES,
@@ -337,11 +391,14 @@ rule paper_values:
     resources:
         mem_mb=800,
         runtime=5,
+    conda:
+        "../envs/ctpaper.yaml"
     script:
         "../scripts/paper_values.py"
 
 
 rule render_paper:
+    localrule: True
     input:
         code=code("paper/render.py"),
         values=PAPER_VALUES,
@@ -369,5 +426,7 @@ rule render_paper:
     resources:
         mem_mb=1500,
         runtime=20,
+    conda:
+        "../envs/ctpaper.yaml"
     script:
         "../scripts/render_paper.py"

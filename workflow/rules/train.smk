@@ -19,17 +19,6 @@ TRAIN_RESOURCES = {
 }
 
 
-def _train_res(key):
-    return lambda wc: TRAIN_RESOURCES[dataset_kind(wc.dataset)][key]
-
-
-def _train_inputs(wildcards):
-    files = {k: v.format(dataset=wildcards.dataset) for k, v in DATA_IN.items()}
-    if wildcards.model != "bl" and config["train"]["generator"] == "revise":
-        files["vae"] = VAE.format(dataset=wildcards.dataset)
-    return files
-
-
 rule train_model:
     input:
         unpack(_train_inputs),
@@ -47,6 +36,8 @@ rule train_model:
     resources:
         mem_mb=_train_res("mem_mb"),
         runtime=_train_res("runtime"),
+    conda:
+        "../envs/ctpaper.yaml"
     script:
         "../scripts/train_model.py"
 
@@ -67,5 +58,7 @@ rule train_vae:
     resources:
         mem_mb=1000,
         runtime=lambda wc: 30 if dataset_kind(wc.dataset) != "synthetic" else 10,
+    conda:
+        "../envs/ctpaper.yaml"
     script:
         "../scripts/train_vae.py"

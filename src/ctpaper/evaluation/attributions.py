@@ -34,7 +34,7 @@ import pandas as pd
 import torch
 
 from ctpaper.evaluation.protocol import numpy_rng, torch_generator
-from ctpaper.runtime import read_parquet
+from ctpaper.runtime import progress, read_parquet
 
 log = logging.getLogger("ctpaper.evaluation")
 
@@ -155,7 +155,7 @@ def ig_rounds(model: torch.nn.Module, X: torch.Tensor, y: torch.Tensor, lower: t
               keys: tuple, target_output: str = "logit") -> torch.Tensor:
     """(n_rounds, D) normalised per-round average IG; rows and baselines drawn from ``keys``."""
     out = torch.empty(n_rounds, X.shape[1], dtype=torch.float64)
-    for r in range(n_rounds):
+    for r in progress(range(n_rounds), "IG round", n_rounds):
         idx = torch.from_numpy(numpy_rng(seed_global, *keys, "ig_rows", r)
                                .integers(0, len(X), n_samples))
         base = uniform_baseline(n_samples, lower, upper,

@@ -44,6 +44,7 @@ import pandas as pd
 import torch
 
 from ctpaper.evaluation import metrics
+from ctpaper.runtime import progress
 
 log = logging.getLogger("ctpaper.evaluation")
 
@@ -223,7 +224,7 @@ def evaluate_counterfactuals(ds, models: dict[str, torch.nn.Module], config: dic
     preds = {m: metrics.predict(models[m], X).numpy() for m in MODEL_LABELS}
 
     frames, x_cfs = [], {}
-    for li, lam in enumerate(s.lambda_egy_grid):
+    for li, lam in progress(enumerate(s.lambda_egy_grid), "lambda_egy (searches)", len(s.lambda_egy_grid)):
         shared = None if s.redraw_pairs_per_run else draw_pairs(
             s.n_individuals, K, numpy_rng(s.seed_global, *key, "pairs", li))
         for m in MODEL_LABELS:
@@ -322,7 +323,7 @@ def _ip_star(ces: pd.DataFrame, x_cfs: dict, ds, s: EvalSettings, key: tuple,
     run_col, target_col = ces["run"].to_numpy(), ces["target"].to_numpy()
     ip_star_col = ces["ip_star"].to_numpy(copy=True)
     recs = []
-    for li, lam in enumerate(s.lambda_egy_grid):
+    for li, lam in progress(enumerate(s.lambda_egy_grid), "lambda_egy (MMD)", len(s.lambda_egy_grid)):
         grouped = {}
         for m in MODEL_LABELS:   # rows of each (run, target) group, in individual order
             o = offsets[(m, li)]
