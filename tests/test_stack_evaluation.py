@@ -20,6 +20,7 @@ def setup(prepared_data):
     config["eval"].update(n_runs=3, lambda_egy_grid=[0.5, 5.0])
     config["eval"]["n_individuals"]["synthetic"] = 40
     config["eval"]["ip"]["n_ref"] = 100
+    config["eval"]["families"] = {}          # both families with the eval section's sizes
     s = {**model_settings(config, "ls"), "n_epochs": 2}
     models = {"CT": train(ds, s, "full", "free", 2025)[0],
               "BL": train(ds, s, "vanilla", "free", 2025)[0],

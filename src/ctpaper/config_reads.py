@@ -51,6 +51,8 @@ READS: dict[str, list[str]] = {
         *(f"{k} if model=ct_*" for k in [*_CT_TRAIN, "!train.max_skipped_share", "ce.lr"]),
     ],
     "train_vae": ["seed.global"],
+    # a grid chunk (ctpaper.stack.chunk): every member's complete settings are in params.members
+    "train_chunk": [],
     "evaluate_ces": [
         "seed.global", "ce.lr", "train.adv_eps", "train.adv_eps_strict",
         "eval", "!eval.n_individuals", "eval.n_individuals.{kind}",
@@ -104,7 +106,17 @@ class UndeclaredConfigRead(ConfigError):
     """A rule read a config key that ``READS``/``NO_RERUN`` does not declare for it."""
 
 
+def canonical_rule(rule: str) -> str:
+    """``rule`` without the prefix that ``use rule * from ctpaper as <prefix>*`` gives it when the
+    workflow runs as a Snakemake module (the longest rule of ``READS`` it ends with)."""
+    if rule in READS:
+        return rule
+    ends = [r for r in READS if rule.endswith("_" + r)]
+    return max(ends, key=len) if ends else rule
+
+
 def _entries(rule: str, table: Mapping[str, list[str]]) -> list[str]:
+    rule = canonical_rule(rule)
     if rule not in READS:
         raise UndeclaredConfigRead(f"rule {rule!r} has no entry in READS of {READS_FILE}: add one "
                                    "listing the config keys it reads (docs/design.md)")
@@ -257,6 +269,6 @@ class DeclaredConfig(dict):
 def declared_view(config: Mapping, rule: str, wildcards: Mapping[str, str] | None = None
                   ) -> DeclaredConfig:
     """What a rule script may read: its READS plus NO_RERUN keys (see ``DeclaredConfig``)."""
-    pats = _patterns([*_entries(rule, READS), *NO_RERUN.get(rule, [])], _context(wildcards))
+    pats = _patterns([*_entries(rule, READS), *NO_RERUN.get(canonical_rule(rule), [])], _context(wildcards))
     out = _select(dict(config), (), pats)
     return DeclaredConfig({} if out is _SKIP else out, config, rule)

@@ -23,11 +23,16 @@ from ctpaper.config_reads import reads_hash  # noqa: E402
 
 # Snakemake's script directive does not quote the interpreter's or the script's path, so a path
 # with whitespace makes every job fail with exit code 127; refuse it up front instead.
-for _what, _path in (("the checkout", workflow.basedir), ("the working directory", os.getcwd()),
-                     ("the Python interpreter", sys.executable)):
+for _what, _path in (
+    ("the checkout", workflow.basedir),
+    ("the working directory", os.getcwd()),
+    ("the Python interpreter", sys.executable),
+):
     if any(ch.isspace() for ch in str(_path)):
-        raise WorkflowError(f"{_what} path {str(_path)!r} contains whitespace, which Snakemake's "
-                            "script jobs cannot run from: move or clone it to a path without spaces")
+        raise WorkflowError(
+            f"{_what} path {str(_path)!r} contains whitespace, which Snakemake's "
+            "script jobs cannot run from: move or clone it to a path without spaces"
+        )
 
 try:
     validate_config(config)
@@ -137,8 +142,10 @@ def producers(paths):
         if len(made_by) != 1:
             raise WorkflowError(f"{path}: expected one producing rule, found {[r.name for r in made_by]}")
         modules = getattr(made_by[0].input, "code", [])
-        out[path] = {"rule": made_by[0].name,
-                     "modules": [os.path.relpath(os.path.abspath(m), PROJECT_DIR) for m in modules]}
+        out[path] = {
+            "rule": made_by[0].name,
+            "modules": [os.path.relpath(os.path.abspath(m), PROJECT_DIR) for m in modules],
+        }
     return out
 
 

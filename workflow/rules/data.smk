@@ -7,23 +7,23 @@
 
 
 rule fetch_raw:
-    localrule: True
     output:
         RAW_MANIFEST,
-    params:
-        config_reads=reads("fetch_raw"),
-    wildcard_constraints:
-        dataset="|".join(REAL_DATASETS) or "(?!)",
     log:
         f"{LOGS}/fetch_raw/{{dataset}}.log",
     benchmark:
         f"{BENCH}/fetch_raw/{{dataset}}.tsv"
+    wildcard_constraints:
+        dataset="|".join(REAL_DATASETS) or "(?!)",
+    localrule: True
+    conda:
+        "../envs/ctpaper.yaml"
     threads: 1
     resources:
         mem_mb=500,  # measured: 225 MB peak RSS (mostly the torch import of rule_context)
         runtime=15,  # minutes; seconds when the files are local, a download is ~25 MB
-    conda:
-        "../envs/ctpaper.yaml"
+    params:
+        config_reads=reads("fetch_raw"),
     script:
         "../scripts/fetch_raw.py"
 
@@ -31,25 +31,33 @@ rule fetch_raw:
 rule prepare_data:
     input:
         unpack(prepare_data_input),
-        code=code("data/prepare.py", "data/synthetic.py", "data/julia_rng.py", "data/mljbase.py",
-                  "data/ziggurat_tables.json", "data/tabular.py", "data/mnist.py", "data/splits.py",
-                  "data/registry.py"),
+        code=code(
+            "data/prepare.py",
+            "data/synthetic.py",
+            "data/julia_rng.py",
+            "data/mljbase.py",
+            "data/ziggurat_tables.json",
+            "data/tabular.py",
+            "data/mnist.py",
+            "data/splits.py",
+            "data/registry.py",
+        ),
     output:
         train=DATA["train.parquet"],
         test=DATA["test.parquet"],
         meta=DATA["meta.json"],
-    params:
-        config_reads=reads("prepare_data"),
     log:
         f"{LOGS}/prepare_data/{{dataset}}.log",
     benchmark:
         f"{BENCH}/prepare_data/{{dataset}}.tsv"
+    conda:
+        "../envs/ctpaper.yaml"
     threads: 1
     resources:
         # measured peak RSS: mnist 460 MB, tabular <= 380 MB, synthetic 310 MB; a few seconds each
         mem_mb=lambda wc: 1000 if dataset_kind(wc.dataset) == "mnist" else 800,
         runtime=5,
-    conda:
-        "../envs/ctpaper.yaml"
+    params:
+        config_reads=reads("prepare_data"),
     script:
         "../scripts/prepare_data.py"

@@ -21,71 +21,71 @@ EVAL_EXTRA_FILES = [IG_SUMMARY.format(dataset=d, seed=s) for d in DATASETS for s
 
 rule evaluate_ces:
     input:
-        code=code("search.py", "evaluation/protocol.py", "evaluation/metrics.py"),
         **DATA_IN,
+        code=code("search.py", "evaluation/protocol.py", "evaluation/metrics.py"),
         ct=_model_file("ct_{family}"),
         bl=_model_file("bl"),
     output:
         ces=CES,
         mmd=MMD,
-    params:
-        config_reads=reads("evaluate_ces"),
     log:
         f"{LOGS}/evaluate_ces/{{dataset}}_seed{{seed}}_{{family}}.log",
     benchmark:
         f"{BENCH}/evaluate_ces/{{dataset}}_seed{{seed}}_{{family}}.tsv"
+    conda:
+        "../envs/ctpaper.yaml"
     threads: 1
     resources:
         mem_mb=_mem_mb(1500, 2000),
         runtime=15,
-    conda:
-        "../envs/ctpaper.yaml"
+    params:
+        config_reads=reads("evaluate_ces"),
     script:
         "../scripts/evaluate_ces.py"
 
 
 rule robustness:
     input:
-        code=code("evaluation/robustness.py", "evaluation/metrics.py"),
         **DATA_IN,
         **_model_files(ROBUSTNESS_MODELS),
+        code=code("evaluation/robustness.py", "evaluation/metrics.py"),
     output:
         ROBUSTNESS,
-    params:
-        config_reads=reads("robustness"),
     log:
         f"{LOGS}/robustness/{{dataset}}_seed{{seed}}.log",
     benchmark:
         f"{BENCH}/robustness/{{dataset}}_seed{{seed}}.tsv"
+    conda:
+        "../envs/ctpaper.yaml"
     threads: 1
     resources:
         mem_mb=_mem_mb(1000, 1500),
         runtime=5,
-    conda:
-        "../envs/ctpaper.yaml"
+    params:
+        config_reads=reads("robustness"),
     script:
         "../scripts/robustness.py"
 
 
 rule performance:
     input:
-        code=code("evaluation/performance.py", "evaluation/metrics.py"),
         **DATA_IN,
         **_model_files(PERFORMANCE_MODELS),
+        code=code("evaluation/performance.py", "evaluation/metrics.py"),
     output:
         PERFORMANCE,
-    params:
-        config_reads=reads("performance"),
     log:
         f"{LOGS}/performance/{{dataset}}_seed{{seed}}.log",
     benchmark:
         f"{BENCH}/performance/{{dataset}}_seed{{seed}}.tsv"
+    conda:
+        "../envs/ctpaper.yaml"
     threads: 1
     resources:
         mem_mb=_mem_mb(1000, 1500),
         runtime=5,
-    conda:
-        "../envs/ctpaper.yaml"
+    params:
+        config_reads=reads("performance"),
     script:
         "../scripts/performance.py"
 
@@ -94,23 +94,23 @@ if "mnist" in DATASETS:
 
     rule integrated_gradients:
         input:
-            code=code("evaluation/attributions.py", "evaluation/protocol.py"),
             **{k: v.replace("{dataset}", "mnist") for k, v in DATA_IN.items()},
             **_model_files(IG_MODELS, "mnist"),
+            code=code("evaluation/attributions.py", "evaluation/protocol.py"),
         output:
             IG_MAPS,
-        params:
-            config_reads=reads("integrated_gradients"),
         log:
             f"{LOGS}/integrated_gradients/mnist_seed{{seed}}.log",
         benchmark:
             f"{BENCH}/integrated_gradients/mnist_seed{{seed}}.tsv"
+        conda:
+            "../envs/ctpaper.yaml"
         threads: 1
         resources:
             mem_mb=1500,
             runtime=10,
-        conda:
-            "../envs/ctpaper.yaml"
+        params:
+            config_reads=reads("integrated_gradients"),
         script:
             "../scripts/integrated_gradients.py"
 
@@ -118,22 +118,22 @@ if "mnist" in DATASETS:
 rule ig_summary:
     input:
         unpack(_ig_summary_maps),
-        code=code("evaluation/attributions.py", "evaluation/protocol.py"),
         **DATA_IN,
         **_model_files(IG_MODELS),
+        code=code("evaluation/attributions.py", "evaluation/protocol.py"),
     output:
         IG_SUMMARY,
-    params:
-        config_reads=reads("ig_summary"),
     log:
         f"{LOGS}/ig_summary/{{dataset}}_seed{{seed}}.log",
     benchmark:
         f"{BENCH}/ig_summary/{{dataset}}_seed{{seed}}.tsv"
+    conda:
+        "../envs/ctpaper.yaml"
     threads: 1
     resources:
         mem_mb=_mem_mb(1000, 2000),
         runtime=15,
-    conda:
-        "../envs/ctpaper.yaml"
+    params:
+        config_reads=reads("ig_summary"),
     script:
         "../scripts/ig_summary.py"

@@ -49,7 +49,6 @@ MNIST_DATA = {k: v.format(dataset="mnist") for k, v in DATA_IN.items()}
 
 
 rule table_scores:
-    localrule: True
     input:
         scores=_all(CES),
         code=code("tables.py"),
@@ -61,26 +60,26 @@ rule table_scores:
             labels={"table": "{name}"},
         ),
         md=f"{TABLE}.md",
-    wildcard_constraints:
-        name="table1|table3",
-    params:
-        config_reads=reads("table_scores"),
     log:
         f"{LOGS}/table_scores/{{name}}.log",
     benchmark:
         f"{BENCH}/table_scores/{{name}}.tsv"
+    wildcard_constraints:
+        name="table1|table3",
+    localrule: True
+    conda:
+        "../envs/ctpaper.yaml"
     threads: 1
     resources:
         mem_mb=2000,
         runtime=15,
-    conda:
-        "../envs/ctpaper.yaml"
+    params:
+        config_reads=reads("table_scores"),
     script:
         "../scripts/table.py"
 
 
 rule table_settings:
-    localrule: True
     input:
         meta=[DATA["meta.json"].format(dataset=d) for d in DATASETS],
         code=code("tables.py"),
@@ -92,26 +91,26 @@ rule table_settings:
             labels={"table": "{name}"},
         ),
         md=f"{TABLE}.md",
-    wildcard_constraints:
-        name="table2",
-    params:
-        config_reads=reads("table_settings"),
     log:
         f"{LOGS}/table_settings/{{name}}.log",
     benchmark:
         f"{BENCH}/table_settings/{{name}}.tsv"
+    wildcard_constraints:
+        name="table2",
+    localrule: True
+    conda:
+        "../envs/ctpaper.yaml"
     threads: 1
     resources:
         mem_mb=500,
         runtime=5,
-    conda:
-        "../envs/ctpaper.yaml"
+    params:
+        config_reads=reads("table_settings"),
     script:
         "../scripts/table.py"
 
 
 rule table_performance:
-    localrule: True
     input:
         scores=_all(PERFORMANCE),
         code=code("tables.py"),
@@ -123,20 +122,21 @@ rule table_performance:
             labels={"table": "{name}"},
         ),
         md=f"{TABLE}.md",
-    wildcard_constraints:
-        name="performance",
-    params:
-        config_reads=reads("table_performance"),
     log:
         f"{LOGS}/table_performance/{{name}}.log",
     benchmark:
         f"{BENCH}/table_performance/{{name}}.tsv"
+    wildcard_constraints:
+        name="performance",
+    localrule: True
+    conda:
+        "../envs/ctpaper.yaml"
     threads: 1
     resources:
         mem_mb=500,
         runtime=5,
-    conda:
-        "../envs/ctpaper.yaml"
+    params:
+        config_reads=reads("table_performance"),
     script:
         "../scripts/table.py"
 
@@ -148,21 +148,29 @@ rule table_comparison:
         original=ORIGINAL_RESULTS,
         code=code("comparison.py", "tables.py"),
     output:
-        csv=f"{TABLE}.csv",
+        csv=report(
+            f"{TABLE}.csv",
+            caption="../report/table_comparison.rst",
+            category="Main results",
+            labels={"table": "{name}"},
+        ),
         md=f"{TABLE}.md",
         means=f"{R}/tables/{{name}}_means.csv",
-    wildcard_constraints:
-        name="comparison",
-    params:
-        config_reads=reads("table_comparison"),
     log:
         f"{LOGS}/table_comparison/{{name}}.log",
     benchmark:
         f"{BENCH}/table_comparison/{{name}}.tsv"
+    wildcard_constraints:
+        name="comparison",
+    localrule: True
+    conda:
+        "../envs/ctpaper.yaml"
     threads: 1
     resources:
         mem_mb=500,
         runtime=5,
+    params:
+        config_reads=reads("table_comparison"),
     script:
         "../scripts/comparison.py"
 
@@ -171,10 +179,15 @@ rule table_comparison:
 
 
 rule figure_fig1:
-    localrule: True
     input:
-        code=code("figures/fig1.py", "figures/style.py", "search.py", "models.py",
-                  "data/synthetic.py", "data/splits.py"),
+        code=code(
+            "figures/fig1.py",
+            "figures/style.py",
+            "search.py",
+            "models.py",
+            "data/synthetic.py",
+            "data/splits.py",
+        ),
     output:
         png=report(
             f"{R}/figures/fig1.png",
@@ -184,18 +197,19 @@ rule figure_fig1:
         ),
         pdf=f"{R}/figures/fig1.pdf",
         stats=FIG_STATS.format(name="fig1"),
-    params:
-        config_reads=reads("figure_fig1"),
     log:
         f"{LOGS}/figure_fig1/fig1.log",
     benchmark:
         f"{BENCH}/figure_fig1/fig1.tsv"
+    localrule: True
+    conda:
+        "../envs/ctpaper.yaml"
     threads: 1
     resources:
         mem_mb=1000,
         runtime=15,
-    conda:
-        "../envs/ctpaper.yaml"
+    params:
+        config_reads=reads("figure_fig1"),
     script:
         "../scripts/fig1.py"
 
@@ -203,10 +217,9 @@ rule figure_fig1:
 if HAS_MNIST:
 
     rule figure_fig2:
-        localrule: True
         input:
-            code=code("figures/fig2.py", "figures/style.py", "search.py"),
             **MNIST_DATA,
+            code=code("figures/fig2.py", "figures/style.py", "search.py"),
             bl=_fig_model("mnist", "bl"),
             ct=_fig_model("mnist", "ct_protected"),
             ig_maps=IG_MAPS.format(seed=FIG_SEED),
@@ -219,26 +232,26 @@ if HAS_MNIST:
             ),
             pdf=f"{R}/figures/fig2.pdf",
             stats=FIG_STATS.format(name="fig2"),
-        params:
-            config_reads=reads("figure_fig2"),
         log:
             f"{LOGS}/figure_fig2/fig2.log",
         benchmark:
             f"{BENCH}/figure_fig2/fig2.tsv"
+        localrule: True
+        conda:
+            "../envs/ctpaper.yaml"
         threads: 1
         resources:
             mem_mb=1500,
             runtime=20,
-        conda:
-            "../envs/ctpaper.yaml"
+        params:
+            config_reads=reads("figure_fig2"),
         script:
             "../scripts/fig2.py"
 
     rule figure_fig45:
-        localrule: True
         input:
-            code=code("figures/fig45.py", "figures/style.py", "search.py"),
             **MNIST_DATA,
+            code=code("figures/fig45.py", "figures/style.py", "search.py"),
             model=lambda wc: _fig_model("mnist", "ct_free" if wc.name == "fig4" else "bl"),
         output:
             png=report(
@@ -249,26 +262,26 @@ if HAS_MNIST:
             ),
             pdf=f"{FIGURE}.pdf",
             stats=FIG_STATS,
-        wildcard_constraints:
-            name="fig4|fig5",
-        params:
-            config_reads=reads("figure_fig45"),
         log:
             f"{LOGS}/figure_fig45/{{name}}.log",
         benchmark:
             f"{BENCH}/figure_fig45/{{name}}.tsv"
+        wildcard_constraints:
+            name="fig4|fig5",
+        localrule: True
+        conda:
+            "../envs/ctpaper.yaml"
         threads: 1
         resources:
             mem_mb=1500,
             runtime=15,
-        conda:
-            "../envs/ctpaper.yaml"
+        params:
+            config_reads=reads("figure_fig45"),
         script:
             "../scripts/fig45.py"
 
 
 rule figure_fig3:
-    localrule: True
     input:
         scores=_all(ROBUSTNESS),
         code=code("figures/fig3.py", "figures/style.py"),
@@ -280,24 +293,24 @@ rule figure_fig3:
             labels={"figure": "fig3"},
         ),
         pdf=f"{R}/figures/fig3.pdf",
-    params:
-        config_reads=reads("figure_fig3"),
     log:
         f"{LOGS}/figure_fig3/fig3.log",
     benchmark:
         f"{BENCH}/figure_fig3/fig3.tsv"
+    localrule: True
+    conda:
+        "../envs/ctpaper.yaml"
     threads: 1
     resources:
         mem_mb=800,
         runtime=5,
-    conda:
-        "../envs/ctpaper.yaml"
+    params:
+        config_reads=reads("figure_fig3"),
     script:
         "../scripts/fig3.py"
 
 
 rule figure_maturity:
-    localrule: True
     input:
         logs=CT_LOGS,
         code=code("figures/maturity.py", "figures/style.py"),
@@ -309,18 +322,19 @@ rule figure_maturity:
             labels={"figure": "maturity"},
         ),
         pdf=f"{R}/figures/maturity.pdf",
-    params:
-        config_reads=reads("figure_maturity"),
     log:
         f"{LOGS}/figure_maturity/maturity.log",
     benchmark:
         f"{BENCH}/figure_maturity/maturity.tsv"
+    localrule: True
+    conda:
+        "../envs/ctpaper.yaml"
     threads: 1
     resources:
         mem_mb=800,
         runtime=5,
-    conda:
-        "../envs/ctpaper.yaml"
+    params:
+        config_reads=reads("figure_maturity"),
     script:
         "../scripts/maturity.py"
 
@@ -336,7 +350,6 @@ PAPER_FIGURES = {n: figure_files(n) for n in FIGURE_NAMES}
 
 
 rule provenance:
-    localrule: True
     input:
         code=code("paper/provenance.py"),
         # everything the paper reports, so that the benchmarks of all upstream jobs exist
@@ -345,28 +358,28 @@ rule provenance:
         ig=IG_SUMMARIES,
     output:
         report(PROVENANCE, caption="../report/provenance.rst", category="Compute"),
-    params:
-        bench_dir=BENCH,
-        config_reads=reads("provenance"),
     log:
         f"{LOGS}/provenance/provenance.log",
     benchmark:
         f"{BENCH}/provenance/provenance.tsv"
+    localrule: True
+    conda:
+        "../envs/ctpaper.yaml"
     threads: 1
     resources:
         mem_mb=500,
         runtime=5,
-    conda:
-        "../envs/ctpaper.yaml"
+    params:
+        bench_dir=BENCH,
+        config_reads=reads("provenance"),
     script:
         "../scripts/provenance.py"
 
 
 rule paper_values:
-    localrule: True
     input:
-        code=code("paper/values.py", "tables.py", "figures/maturity.py"),
         **FIG_STATS_FILES,
+        code=code("paper/values.py", "tables.py", "figures/maturity.py"),
         table1=f"{R}/tables/table1.csv",
         table2=f"{R}/tables/table2.csv",
         performance=f"{R}/tables/performance.csv",
@@ -381,24 +394,24 @@ rule paper_values:
         provenance=PROVENANCE,
     output:
         PAPER_VALUES,
-    params:
-        config_reads=reads("paper_values"),
     log:
         f"{LOGS}/paper_values/values.log",
     benchmark:
         f"{BENCH}/paper_values/values.tsv"
+    localrule: True
+    conda:
+        "../envs/ctpaper.yaml"
     threads: 1
     resources:
         mem_mb=800,
         runtime=5,
-    conda:
-        "../envs/ctpaper.yaml"
+    params:
+        config_reads=reads("paper_values"),
     script:
         "../scripts/paper_values.py"
 
 
 rule render_paper:
-    localrule: True
     input:
         code=code("paper/render.py"),
         values=PAPER_VALUES,
@@ -410,23 +423,23 @@ rule render_paper:
     output:
         html=PAPER_FILES[0],
         pdf=PAPER_FILES[1],
+    log:
+        f"{LOGS}/render_paper/paper.log",
+    benchmark:
+        f"{BENCH}/render_paper/paper.tsv"
+    localrule: True
+    conda:
+        "../envs/ctpaper.yaml"
+    threads: 1
+    resources:
+        mem_mb=1500,
+        runtime=20,
     params:
         build_dir=f"{R}/paper/build",
         config_reads=reads("render_paper"),
         tables=PAPER_TABLES,
         figures=PAPER_FIGURES,
         # rule and modules behind every table, figure and generated block, printed under each
-        producers=producers([*PAPER_TABLES.values(), *(f[0] for f in PAPER_FIGURES.values()),
-                             PAPER_VALUES]),
-    log:
-        f"{LOGS}/render_paper/paper.log",
-    benchmark:
-        f"{BENCH}/render_paper/paper.tsv"
-    threads: 1
-    resources:
-        mem_mb=1500,
-        runtime=20,
-    conda:
-        "../envs/ctpaper.yaml"
+        producers=producers([*PAPER_TABLES.values(), *(f[0] for f in PAPER_FIGURES.values()), PAPER_VALUES]),
     script:
         "../scripts/render_paper.py"

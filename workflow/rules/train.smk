@@ -26,39 +26,39 @@ rule train_model:
     output:
         model=MODEL_PT,
         log=MODEL_LOG,
-    params:
-        config_reads=reads("train_model"),
     log:
         f"{LOGS}/train_model/{{dataset}}/seed{{seed}}/{{model}}.log",
     benchmark:
         f"{BENCH}/train_model/{{dataset}}-seed{{seed}}-{{model}}.tsv"
+    conda:
+        "../envs/ctpaper.yaml"
     threads: 1
     resources:
         mem_mb=_train_res("mem_mb"),
         runtime=_train_res("runtime"),
-    conda:
-        "../envs/ctpaper.yaml"
+    params:
+        config_reads=reads("train_model"),
     script:
         "../scripts/train_model.py"
 
 
 rule train_vae:
     input:
-        code=code("vae.py"),
         **DATA_IN,
+        code=code("vae.py"),
     output:
         VAE,
-    params:
-        config_reads=reads("train_vae"),
     log:
         f"{LOGS}/train_vae/{{dataset}}.log",
     benchmark:
         f"{BENCH}/train_vae/{{dataset}}.tsv"
+    conda:
+        "../envs/ctpaper.yaml"
     threads: 1
     resources:
         mem_mb=1000,
         runtime=lambda wc: 30 if dataset_kind(wc.dataset) != "synthetic" else 10,
-    conda:
-        "../envs/ctpaper.yaml"
+    params:
+        config_reads=reads("train_vae"),
     script:
         "../scripts/train_vae.py"

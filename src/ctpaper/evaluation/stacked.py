@@ -50,7 +50,8 @@ def _factuals(preds: dict[str, np.ndarray], s: EvalSettings, key: tuple, li: int
 
 
 def _frame(model, label: str, x: torch.Tensor, x_cf: torch.Tensor, res_mature, res_steps,
-           drawn, refs, s: EvalSettings, dataset: str, family: str, seed: int, lam: float):
+           drawn, refs, ds, s: EvalSettings, key: tuple, li: int, lam: float):
+    dataset, family, seed = key
     idx, f, t = drawn
     target = torch.from_numpy(t)
     return pd.DataFrame({
@@ -62,7 +63,7 @@ def _frame(model, label: str, x: torch.Tensor, x_cf: torch.Tensor, res_mature, r
         "target": t.astype(np.int64),
         "valid": metrics.validity(model, x_cf, target).numpy(),
         "mature": res_mature.numpy().astype(bool), "steps": res_steps.numpy().astype(np.int64),
-        "ip": _ip(x_cf, target, refs), "cost": metrics.cost(x_cf, x).numpy(),
+        "ip": _ip(x_cf, target, refs, ds, s, key, label, li), "cost": metrics.cost(x_cf, x).numpy(),
         "redundancy": metrics.redundancy(x_cf, x, s.redundancy_tol).numpy(),
         "ip_star": np.full(len(idx), np.nan),
     })
@@ -77,11 +78,13 @@ def evaluate_stack(ds, models: dict[str, torch.nn.Module], config: dict, dataset
         raise ValueError(f"{dataset} has one-hot blocks: evaluate it with evaluate_counterfactuals")
     if family not in ("free", "protected"):
         raise ValueError(f"unknown family {family!r}")
-    s = EvalSettings.from_config(config, dataset)
+    s = EvalSettings.from_config(config, dataset, family)
     K = ds.n_classes
     X = ds.X_test
     key = (dataset, family, int(seed))
-    refs = ip_references(X, ds.y_test, K, s.n_ref, s.seed_global, dataset, int(seed))
+    refs = None if s.ip_reference == "per_ce" else ip_references(
+        X, ds.y_test, K, s.n_ref if s.ip_reference == "fixed" else None, s.seed_global, dataset,
+        int(seed))
     labels = list(models)
     for model in models.values():
         model.eval()
@@ -103,7 +106,7 @@ def evaluate_stack(ds, models: dict[str, torch.nn.Module], config: dict, dataset
                              mutability=[mut] * len(labels))
         for i, m in enumerate(labels):
             frames.append(_frame(models[m], m, x[i], res.x_cf[i], res.mature[i], res.steps[i],
-                                 drawn[m], refs, s, dataset, family, seed, lam))
+                                 drawn[m], refs, ds, s, key, li, lam))
         log.info("family=%s lambda_egy=%g: %d models x %d CEs in one search (%.1f s)", family, lam,
                  len(labels), x.shape[1], time.perf_counter() - t0)
     return pd.concat(frames, ignore_index=True)[CES_COLUMNS]

@@ -24,6 +24,7 @@ Mechanism (works with Quarto and with the pandoc fallback):
 
 from __future__ import annotations
 
+import json
 import html as html_lib
 import logging
 import re
@@ -367,7 +368,7 @@ def render(paper_dir: str | Path, build_dir: str | Path, values_json: str | Path
 
     values = read_json(values_json)
     build = assemble_build(paper_dir, build_dir, values, tables, figures)
-    prov = json.loads(Path(provenance_json).read_text())
+    prov = read_json(provenance_json)
     write_provenance(build, prov, element_producers(build, values_json, tables, figures, producers))
     source = (build / "paper.qmd").read_text()
     expanded = expand_shortcodes(source, values["vars"], build)
