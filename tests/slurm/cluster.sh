@@ -54,7 +54,7 @@ cmd_install() {
 write_conf() {
     local host cpus mem_mb
     host=$(hostname -s)
-    cpus=$(nproc)
+    cpus=$(nproc --all)  # not nproc: it honours OMP_NUM_THREADS=1, which the test sessions set
     mem_mb=$(( $(awk '/^MemTotal:/ {print $2}' /proc/meminfo) / 1024 - 512 ))
     mkdir -p "$CONF_DIR"
     cat >"$CONF.tmp" <<EOF
