@@ -215,8 +215,7 @@ def evaluate_counterfactuals(ds, models: dict[str, torch.nn.Module], config: dic
     blocks = ds.categorical_blocks or None
     clamp_mask = _clamp_mask(D, ds.categorical_blocks)
     key = (dataset, family, int(seed))
-    refs = None if s.ip_reference == "per_ce" else ip_references(
-        X, y, K, s.n_ref if s.ip_reference == "fixed" else None, s.seed_global, dataset, int(seed))
+    refs = shared_ip_references(ds, s, dataset, seed)
     for model in models.values():
         model.eval()
         for p in model.parameters():
@@ -276,6 +275,15 @@ def evaluate_counterfactuals(ds, models: dict[str, torch.nn.Module], config: dic
     else:
         mmd = empty_mmd_frame()
     return ces[CES_COLUMNS], mmd
+
+
+def shared_ip_references(ds, s: EvalSettings, dataset: str, seed: int):
+    """The IP reference sets shared by every CE of a (dataset, seed) (``fixed``: n_ref rows per
+    class; ``exact``: all target-class rows), or None for ``per_ce`` (drawn for each CE in ``_ip``)."""
+    if s.ip_reference == "per_ce":
+        return None
+    n_ref = s.n_ref if s.ip_reference == "fixed" else None
+    return ip_references(ds.X_test, ds.y_test, ds.n_classes, n_ref, s.seed_global, dataset, int(seed))
 
 
 def _ip(x_cf: torch.Tensor, target: torch.Tensor, refs: dict[int, metrics.L1MeanDistance] | None,

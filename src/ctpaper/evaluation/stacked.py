@@ -23,7 +23,7 @@ import torch
 
 from ctpaper.evaluation import metrics
 from ctpaper.evaluation.protocol import (CES_COLUMNS, EvalSettings, _ip, choose_factuals,
-                                         draw_pairs, ip_references, numpy_rng)
+                                         draw_pairs, numpy_rng, shared_ip_references)
 from ctpaper.stack.mlp import StackedMLP
 from ctpaper.stack.search import stacked_search
 
@@ -82,9 +82,7 @@ def evaluate_stack(ds, models: dict[str, torch.nn.Module], config: dict, dataset
     K = ds.n_classes
     X = ds.X_test
     key = (dataset, family, int(seed))
-    refs = None if s.ip_reference == "per_ce" else ip_references(
-        X, ds.y_test, K, s.n_ref if s.ip_reference == "fixed" else None, s.seed_global, dataset,
-        int(seed))
+    refs = shared_ip_references(ds, s, dataset, seed)
     labels = list(models)
     for model in models.values():
         model.eval()
