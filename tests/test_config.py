@@ -5,6 +5,7 @@ import copy
 import pytest
 
 from ctpaper import config as C
+from ctpaper import names
 
 
 @pytest.fixture(scope="module")
@@ -13,8 +14,8 @@ def cfg():
 
 
 def test_paper_config_is_valid_and_lists_nine_datasets(cfg):
-    assert cfg["datasets"] == list(C.TABLE_ORDER)
-    assert set(cfg["train"]["per_dataset"]) == set(C.ALL_DATASETS)
+    assert cfg["datasets"] == list(names.DATASET_NAMES)
+    assert set(cfg["train"]["per_dataset"]) == set(names.DATASET_NAMES)
 
 
 def test_published_settings_are_the_defaults(cfg):

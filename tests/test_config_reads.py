@@ -56,7 +56,7 @@ def test_kind_conditions_and_placeholders(base_config):
                            "tabular_pool_fraction": base_config["data"]["tabular_pool_fraction"]}
     ev = declared_subset(base_config, "evaluate_ces", {"dataset": "mnist", "seed": "1",
                                                        "family": "free"})
-    assert ev["eval"]["n_individuals"] == {"mnist": base_config["eval"]["n_individuals"]["mnist"]}
+    assert ev["eval"]["n_individuals"] == {"image": base_config["eval"]["n_individuals"]["image"]}
 
 
 def test_undeclared_read_fails_with_where_to_declare(base_config):

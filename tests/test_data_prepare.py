@@ -6,7 +6,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from ctpaper.config import ALL_DATASETS, section_hash
+from ctpaper.config import section_hash
+from ctpaper.names import DATASET_NAMES as ALL_DATASETS
 from ctpaper.data import registry
 from ctpaper.data.io import load_dataset
 from ctpaper.data.prepare import prepare_dataset

@@ -4,6 +4,7 @@ import pytest
 import yaml
 
 from ctpaper import config as cfg
+from ctpaper import names
 from ctpaper.config import ConfigError
 from ctpaper.data import registry
 from ctpaper.data.raw import sha256_file
@@ -13,8 +14,8 @@ RAW_DIRS = {"adult": "adult", "ch": "california_housing", "credit": "credit_defa
 
 
 def test_every_configurable_dataset_has_a_spec():
-    assert set(registry.SPECS) == set(cfg.ALL_DATASETS)
-    for name in cfg.SYNTHETIC:
+    assert set(registry.SPECS) == set(names.DATASET_NAMES)
+    for name in names.datasets_of_kind("synthetic"):
         spec = registry.get(name)
         assert spec.kind == "synthetic" and spec.raw_files == () and spec.raw_dir is None
     for name, rawdir in RAW_DIRS.items():

@@ -51,12 +51,12 @@ def make_model(n_features, n_classes, seed):
 def small_config(**eval_overrides):
     cfg = load_config(ROOT / "config" / "config.yaml")
     cfg["eval"].update({"lambda_egy_grid": [0.5, 5.0], "n_runs": 3,
-                        "n_individuals": {"synthetic": 7, "tabular": 7, "mnist": 7},
+                        "n_individuals": {"synthetic": 7, "tabular": 7, "image": 7},
                         "ip": {"n_ref": 50}})
     cfg["eval"]["mmd"] = dict(cfg["eval"]["mmd"], n_samples=4)
     # the protected family keeps its own tau (config.yaml) at the small sizes
     cfg["eval"]["families"]["protected"].update(
-        n_runs=3, n_individuals={"synthetic": 7, "tabular": 7, "mnist": 7})
+        n_runs=3, n_individuals={"synthetic": 7, "tabular": 7, "image": 7})
     cfg["eval"].update(eval_overrides)
     return cfg
 

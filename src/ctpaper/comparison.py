@@ -19,8 +19,9 @@ from pathlib import Path
 import pandas as pd
 import yaml
 
-from ctpaper.config import LABELS, SYNTHETIC, TABLE_ORDER, eval_settings
-from ctpaper.tables import METRICS, TABLE1_COLUMNS, fmt, markdown_table
+from ctpaper.config import dataset_kind, eval_settings
+from ctpaper.names import DATASET_NAMES as TABLE_ORDER, LABELS
+from ctpaper.tables import BL, CT, METRICS, TABLE1_COLUMNS, fmt, markdown_table
 
 CLASS_TEXT = {"better": "CT sig. better", "worse": "CT sig. worse", "n.s.": "n.s."}
 # printed metric name -> our metric column
@@ -40,7 +41,7 @@ ORIGINAL_PROTECTED = {
 }
 # The original appendix text's free-family evaluation (its committed free configurations are stale).
 ORIGINAL_FREE = {"tau": 0.95, "T": 50, "n_runs": 100,
-                 "n_individuals": {"synthetic": 250, "tabular": 100, "mnist": 25}}
+                 "n_individuals": {"synthetic": 250, "tabular": 100, "image": 25}}
 
 
 def load_original(path: str | Path) -> dict:
@@ -81,7 +82,7 @@ def known_differences(dataset: str, metric: str, ctx: dict, ours: dict, orig: di
     """What is known to differ from the original for one Table-1 cell (``metric`` = ip | ip_star |
     cost), read from this run's settings ``ctx`` and the two values."""
     out = []
-    if dataset in SYNTHETIC:
+    if dataset_kind(dataset) == "synthetic":
         if ctx["synthetic_original"]:
             out.append("the synthetic points are the original's (`data.synthetic.rng` = julia), but "
                        "the pool's train/validation split is ours (the original drew it from "
@@ -106,7 +107,7 @@ def known_differences(dataset: str, metric: str, ctx: dict, ours: dict, orig: di
     else:
         own = ctx["free"].get(dataset)
         if own:
-            kind = "synthetic" if dataset in SYNTHETIC else "mnist" if dataset == "mnist" else "tabular"
+            kind = dataset_kind(dataset)
             pub = {**ORIGINAL_FREE, "n_individuals": ORIGINAL_FREE["n_individuals"][kind]}
             if any(own[k] != pub[k] for k in pub):
                 out.append(f"this run's free evaluation (τ = {own['tau']:g}, T = {own['T']}, "
@@ -166,7 +167,7 @@ def table3_comparison(t3: pd.DataFrame, original: dict, rel_tol: float) -> pd.Da
         o = orig.get((r["metric"], r["dataset"]))
         if o is None:
             continue
-        for model, key in (("CT", "ct"), ("BL", "bl")):
+        for model, key in ((CT, "ct"), (BL, "bl")):
             rel = relative_difference(float(r[key]), float(o[key]))
             rows.append({"metric": r["metric"], "metric_label": r["metric_label"],
                          "dataset": r["dataset"], "label": r["label"], "model": model,

@@ -15,35 +15,22 @@ from typing import Any, Iterable
 import jsonschema
 import yaml
 
+from ctpaper import names
 from ctpaper.runtime import UserError
 
 ROOT = Path(__file__).resolve().parents[2]
 SCHEMA_PATH = ROOT / "workflow" / "schemas" / "config.schema.yaml"
 DEFAULT_CONFIG = ROOT / "config" / "config.yaml"
 
-SYNTHETIC = ("ls", "circ", "moon", "ol")
-TABULAR = ("adult", "ch", "credit", "gmsc")
-IMAGE = ("mnist",)
-ALL_DATASETS = SYNTHETIC + TABULAR + IMAGE
-# Row order of Table 1 (synthetic, tabular, image) and the labels the paper prints.
-TABLE_ORDER = ALL_DATASETS
-LABELS = {"ls": "LS", "circ": "Circ", "moon": "Moon", "ol": "OL", "adult": "Adult", "ch": "CH",
-          "credit": "Cred", "gmsc": "GMSC", "mnist": "MNIST"}
-
-
 class ConfigError(UserError, ValueError):
     """A configuration problem a user can fix; the message names the key."""
 
 
 def dataset_kind(dataset: str) -> str:
-    """Return 'synthetic', 'tabular' or 'mnist' for a dataset name."""
-    if dataset in SYNTHETIC:
-        return "synthetic"
-    if dataset in TABULAR:
-        return "tabular"
-    if dataset in IMAGE:
-        return "mnist"
-    raise ConfigError(f"unknown dataset {dataset!r}; known: {', '.join(ALL_DATASETS)}")
+    """Return the kind of a dataset ('synthetic', 'tabular' or 'image'; ``ctpaper.names``)."""
+    if dataset not in names.DATASETS:
+        raise ConfigError(f"unknown dataset {dataset!r}; known: {', '.join(names.DATASETS)}")
+    return names.DATASETS[dataset].kind
 
 
 def deep_merge(base: dict, overlay: dict) -> dict:

@@ -43,7 +43,7 @@ READS: dict[str, list[str]] = {
         "seed.global", "seed.data", "data.domain_n_sigma",
         "data.synthetic if kind=synthetic",
         "data.tabular_pool_fraction if kind=tabular",
-        "data.mnist_per_class if kind=mnist",
+        "data.mnist_per_class if kind=image",
     ],
     "train_model": [
         "model.arch", "model.hidden", "model.init", "model.lr", "model.n_epochs",

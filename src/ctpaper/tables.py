@@ -19,7 +19,8 @@ from typing import Iterable, Mapping
 import numpy as np
 import pandas as pd
 
-from ctpaper.config import LABELS, TABLE_ORDER, dataset_kind, eval_settings, train_settings
+from ctpaper.config import dataset_kind, eval_settings, train_settings
+from ctpaper.names import DATASET_NAMES as TABLE_ORDER, KINDS, LABELS, ROLES
 from ctpaper.runtime import read_json, read_parquet
 
 log = logging.getLogger(__name__)
@@ -30,8 +31,10 @@ TABLE1_COLUMNS = ("ip", "ip_star", "cost")          # column order of Table 1
 TABLE3_METRICS = ("cost", "ip_star", "ip")          # row-block order of Table 3
 PM_TEXT = {"sd": "one standard deviation", "se": "one standard error",
            "2sd": "two standard deviations"}
-PERF_MODELS = ("BL", "CT_free", "CT_protected")
-PERF_LABELS = {"BL": "BL", "CT_free": "CT (free)", "CT_protected": "CT (prot.)"}
+# the two models of the CE tables (model column: the CT model of the family, and BL)
+CT, BL = ROLES["ct_free"].label, ROLES["bl"].label
+PERF_MODELS = tuple(r.tag for r in ROLES.values())               # model column of performance.parquet
+PERF_LABELS = {r.tag: r.table_label for r in ROLES.values()}
 
 
 # --------------------------------------------------------------------------------------------------
@@ -50,10 +53,10 @@ def per_run_means(ces: pd.DataFrame, metric: str) -> pd.DataFrame:
     lam = lam.dropna(subset=["m"])
     run = lam.groupby(["seed", "run", "model"], observed=True)["m"].mean()
     wide = run.unstack("model")
-    for model in ("CT", "BL"):
+    for model in (CT, BL):
         if model not in wide.columns:
             wide[model] = np.nan
-    return wide[["CT", "BL"]].sort_index()
+    return wide[[CT, BL]].sort_index()
 
 
 def ci_quantiles(x: np.ndarray, level: float) -> tuple[float, float]:
@@ -80,16 +83,16 @@ def pm_value(ratios: np.ndarray, rule: str) -> float:
 
 def compare(m: pd.DataFrame, pm_rule: str, ci_level: float, what: str = "") -> dict:
     """CT vs BL over runs (method 7.3/7.4) from per-run means ``m`` (columns CT, BL)."""
-    both = m.dropna(subset=["CT", "BL"])
+    both = m.dropna(subset=[CT, BL])
     n_missing = len(m) - len(both)
     if n_missing:
         log.warning("%s: %d run(s) without valid CEs for CT or BL dropped", what, n_missing)
-    zero = both["BL"] == 0
+    zero = both[BL] == 0
     if zero.any():
         log.warning("%s: %d run(s) with m(r, BL) == 0 dropped (ratio undefined)", what, int(zero.sum()))
     kept = both.loc[~zero]
-    ratio = (kept["CT"] / kept["BL"]).to_numpy(dtype=float)
-    delta = (kept["CT"] - kept["BL"]).to_numpy(dtype=float)
+    ratio = (kept[CT] / kept[BL]).to_numpy(dtype=float)
+    delta = (kept[CT] - kept[BL]).to_numpy(dtype=float)
     lb, ub = ci_quantiles(delta, ci_level)
     n = len(kept)
     return {
@@ -98,8 +101,8 @@ def compare(m: pd.DataFrame, pm_rule: str, ci_level: float, what: str = "") -> d
         "ci_lb": lb,
         "ci_ub": ub,
         "significant": bool(n and (lb > 0 or ub < 0)),
-        "ct_mean": float(kept["CT"].mean()) if n else math.nan,
-        "bl_mean": float(kept["BL"].mean()) if n else math.nan,
+        "ct_mean": float(kept[CT].mean()) if n else math.nan,
+        "bl_mean": float(kept[BL].mean()) if n else math.nan,
         "n_runs": n,
         "n_dropped": int(n_missing + zero.sum()),
     }
@@ -191,13 +194,13 @@ def family_eval_text(config: dict, family: str, datasets: Iterable[str]) -> dict
         odd = [f"{LABELS[d]} {own[d][key]:g}" for d in among if own[d][key] != common]
         return f"{common:g}" + (f" ({', '.join(odd)})" if odd else "")
 
-    kinds = [k for k in ("synthetic", "tabular", "mnist") if any(dataset_kind(d) == k for d in datasets)]
+    kinds = [k for k in KINDS if any(dataset_kind(d) == k for d in datasets)]
     return {"tau": text("tau", datasets), "T": text("T", datasets),
             "n_runs": text("n_runs", datasets),
             "n_individuals": " / ".join(text("n_individuals",
                                              [d for d in datasets if dataset_kind(d) == k])
                                         for k in kinds),
-            "kinds": " / ".join("MNIST" if k == "mnist" else k for k in kinds)}
+            "kinds": " / ".join(KINDS[k].table_label for k in kinds)}
 
 
 # --------------------------------------------------------------------------------------------------
@@ -306,7 +309,7 @@ def table3_markdown(t3: pd.DataFrame, ci_level: float) -> str:
                f"({runs_by_metric(TABLE3_METRICS, lambda m: t3.loc[t3['metric'] == m, 'n_runs'])}"
                "). Cost uses the `protected` models, IP and IP\\* the `free` "
                "models. Values below 0.005 in magnitude are printed in scientific notation.")
-    return markdown_table(rows, ["Metric", "Data", "CT", "BL", "LB", "UB"], "llrrrr", caption,
+    return markdown_table(rows, ["Metric", "Data", CT, BL, "LB", "UB"], "llrrrr", caption,
                           "tbl-table3")
 
 
@@ -358,7 +361,7 @@ def performance_markdown(pt: pd.DataFrame) -> str:
 
 
 def domain_text(dataset: str) -> str:
-    return "(-1.0, 1.0)" if dataset_kind(dataset) == "mnist" else "inferred"
+    return "(-1.0, 1.0)" if dataset_kind(dataset) == "image" else "inferred"
 
 
 def table2(config: dict, metas: Mapping[str, dict]) -> pd.DataFrame:

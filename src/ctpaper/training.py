@@ -27,6 +27,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from ctpaper import names
 from ctpaper.data.io import Dataset
 from ctpaper.models import build_model
 from ctpaper.runtime import UserError, progress
@@ -325,16 +326,13 @@ def _offsets(sizes: list[int]) -> list[int]:
 
 
 # ---- the train_model rule -----------------------------------------------------------------------------
-MODELS = ("bl", "ct_free", "ct_protected")
+MODELS = names.ROLE_KEYS
 
 
 def model_objective_family(model: str, settings: dict) -> tuple[str, str]:
-    """``bl`` -> (vanilla, free); ``ct_<family>`` -> (train.objective, family)."""
-    if model == "bl":
-        return "vanilla", "free"
-    if model.startswith("ct_") and model[3:] in ("free", "protected"):
-        return settings["objective"], model[3:]
-    raise ValueError(f"unknown model {model!r}; known: {', '.join(MODELS)}")
+    """``bl`` -> (vanilla, free); ``ct_<family>`` -> (train.objective, family) (``ctpaper.names``)."""
+    r = names.role(model)
+    return (settings["objective"] if r.is_ct else r.objective), r.family
 
 
 def model_settings(config: dict, dataset: str, model: str = "ct_free") -> dict:

@@ -20,6 +20,7 @@ from ctpaper.config import (  # noqa: E402
     validate as validate_config,
 )
 from ctpaper.config_reads import reads_hash  # noqa: E402
+from ctpaper import names  # noqa: E402
 
 # Snakemake's script directive does not quote the interpreter's or the script's path, so a path
 # with whitespace makes every job fail with exit code 127; refuse it up front instead.
@@ -45,7 +46,7 @@ FAMILIES = list(config["families"])
 SEEDS = [str(s) for s in config["train"]["seeds"]]
 FIG_SEED = SEEDS[0]  # the MNIST figures (2, 4, 5) use the first training seed's models
 # bl serves both families; ct_<family> is counterfactual training under that family's mutability.
-MODELS = ["bl"] + [f"ct_{f}" for f in FAMILIES]
+MODELS = [names.BL.key] + [names.ct_role(f).key for f in FAMILIES]
 REAL_DATASETS = [d for d in DATASETS if dataset_kind(d) != "synthetic"]
 
 
@@ -187,7 +188,7 @@ def _model_files(label_to_model, dataset=None):
 
 def _mem_mb(small, mnist):
     """mem_mb by dataset: MNIST's 784 features need more (peak RSS measured in the benchmarks)."""
-    return lambda wc: mnist if dataset_kind(wc.dataset) == "mnist" else small
+    return lambda wc: mnist if dataset_kind(wc.dataset) == "image" else small
 
 
 def _ig_summary_maps(wildcards):

@@ -55,7 +55,7 @@ rule prepare_data:
     threads: 1
     resources:
         # measured peak RSS: mnist 460 MB, tabular <= 380 MB, synthetic 310 MB; a few seconds each
-        mem_mb=lambda wc: 1000 if dataset_kind(wc.dataset) == "mnist" else 800,
+        mem_mb=lambda wc: 1000 if dataset_kind(wc.dataset) == "image" else 800,
         runtime=5,
     params:
         config_reads=reads("prepare_data"),

@@ -15,7 +15,7 @@
 TRAIN_RESOURCES = {
     "synthetic": {"mem_mb": 800, "runtime": 10},
     "tabular": {"mem_mb": 1000, "runtime": 10},
-    "mnist": {"mem_mb": 1700, "runtime": 20},
+    "image": {"mem_mb": 1700, "runtime": 20},
 }
 
 

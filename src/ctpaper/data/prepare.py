@@ -38,7 +38,7 @@ def finalize(dataset: str, config: dict, prep: Prepared):
     is_val = validation_split(prep.y_pool, spec.n_val_nominal, nominal_pool, config["seed"]["global"])
 
     n_sigma = float(config["data"]["domain_n_sigma"])
-    if spec.kind == "mnist":  # method 2.6: fixed pixel domain
+    if spec.kind == "image":  # method 2.6: fixed pixel domain
         d = len(prep.feature_names)
         lower, upper, n_sigma_used = [-1.0] * d, [1.0] * d, None
     else:

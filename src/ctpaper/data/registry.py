@@ -9,7 +9,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ctpaper.config import ALL_DATASETS, ConfigError, dataset_kind
+from ctpaper import names
+from ctpaper.config import ConfigError
 
 
 # The config sections prepared data depends on; their hash is recorded in meta.json and is a
@@ -38,12 +39,16 @@ class DatasetSpec:
     """The fixed facts of one dataset (method 2.1-2.8)."""
 
     name: str
-    kind: str                                 # synthetic | tabular | mnist
     raw_files: tuple[RawFile, ...]
     protected: tuple[int, ...]                # method 2.7
     protected_names: tuple[str, ...] = ()     # feature names expected at ``protected`` (checked)
     n_val_nominal: int = 1000                 # method 2.5
     n_pool_nominal: int | None = None         # None: f = n_val_nominal / |pool| (method 2.1)
+
+    @property
+    def kind(self) -> str:
+        """synthetic | tabular | image (``ctpaper.names``)."""
+        return names.DATASETS[self.name].kind
 
     @property
     def raw_dir(self) -> str | None:
@@ -106,18 +111,17 @@ MNIST_PROTECTED = tuple(range(0, 140)) + tuple(range(644, 784))
 _SYNTHETIC = dict(raw_files=(), protected=(0,), n_val_nominal=600, n_pool_nominal=3600)
 
 SPECS: dict[str, DatasetSpec] = {
-    "ls": DatasetSpec("ls", "synthetic", **_SYNTHETIC),
-    "circ": DatasetSpec("circ", "synthetic", **_SYNTHETIC),
-    "moon": DatasetSpec("moon", "synthetic", **_SYNTHETIC),
-    "ol": DatasetSpec("ol", "synthetic", **_SYNTHETIC),
-    "adult": DatasetSpec("adult", "tabular", (ADULT_DATA,), (0,), ("age",)),
-    "ch": DatasetSpec("ch", "tabular", (CAL_HOUSING_DATA,), (1,), ("HouseAge",)),
-    "credit": DatasetSpec("credit", "tabular", (CREDIT_DATA,), (14,), ("AGE",)),
-    "gmsc": DatasetSpec("gmsc", "tabular", (GMSC_DATA,), (1,), ("age",)),
-    "mnist": DatasetSpec("mnist", "mnist", MNIST_FILES, MNIST_PROTECTED),
+    "ls": DatasetSpec("ls", **_SYNTHETIC),
+    "circ": DatasetSpec("circ", **_SYNTHETIC),
+    "moon": DatasetSpec("moon", **_SYNTHETIC),
+    "ol": DatasetSpec("ol", **_SYNTHETIC),
+    "adult": DatasetSpec("adult", (ADULT_DATA,), (0,), ("age",)),
+    "ch": DatasetSpec("ch", (CAL_HOUSING_DATA,), (1,), ("HouseAge",)),
+    "credit": DatasetSpec("credit", (CREDIT_DATA,), (14,), ("AGE",)),
+    "gmsc": DatasetSpec("gmsc", (GMSC_DATA,), (1,), ("age",)),
+    "mnist": DatasetSpec("mnist", MNIST_FILES, MNIST_PROTECTED),
 }
-assert set(SPECS) == set(ALL_DATASETS)
-assert all(dataset_kind(name) == spec.kind for name, spec in SPECS.items())
+assert tuple(SPECS) == names.DATASET_NAMES
 
 
 def get(dataset: str) -> DatasetSpec:
@@ -126,4 +130,4 @@ def get(dataset: str) -> DatasetSpec:
         return SPECS[dataset]
     except KeyError:
         raise ConfigError(f"config key datasets: unknown dataset {dataset!r}; "
-                          f"known: {', '.join(ALL_DATASETS)}") from None
+                          f"known: {', '.join(names.DATASET_NAMES)}") from None

@@ -33,13 +33,14 @@ import numpy as np
 import pandas as pd
 import torch
 
+from ctpaper import names
 from ctpaper.evaluation.protocol import numpy_rng, torch_generator
 from ctpaper.runtime import progress, read_parquet
 
 log = logging.getLogger("ctpaper.evaluation")
 
 # model label -> model directory name (`protected` models, method 6.9)
-IG_MODELS = {"BL": "bl", "CT_protected": "ct_protected"}
+IG_MODELS = {r.tag: r.key for r in (names.BL, names.ct_role("protected"))}
 IG_MAP_COLUMNS = ["model", "class", "pixel", "attribution"]
 IG_SUMMARY_COLUMNS = ["dataset", "seed", "model", "source", "n_groups", "n_rows", "n_protected",
                       "mean", "sd"]

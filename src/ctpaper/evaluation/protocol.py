@@ -43,12 +43,15 @@ import numpy as np
 import pandas as pd
 import torch
 
+from ctpaper import names
 from ctpaper.evaluation import metrics
 from ctpaper.runtime import progress
 
 log = logging.getLogger("ctpaper.evaluation")
 
-MODEL_LABELS = ("CT", "BL")
+# the CT model of the evaluated family and BL, under their short labels (the ``model`` column)
+CT_LABEL, BL_LABEL = names.ct_role("free").label, names.BL.label
+MODEL_LABELS = (CT_LABEL, BL_LABEL)
 CES_COLUMNS = ["dataset", "family", "seed", "model", "lambda_egy", "run", "individual",
                "factual_index", "factual_class", "target", "valid", "mature", "steps", "ip", "cost",
                "redundancy", "ip_star"]
@@ -397,7 +400,7 @@ def run_evaluate_ces(data_dir: str | Path, ct_model: str | Path, bl_model: str |
 
     ds = load_dataset(data_dir)
     models = {}
-    for label, path in (("CT", ct_model), ("BL", bl_model)):
+    for label, path in ((CT_LABEL, ct_model), (BL_LABEL, bl_model)):
         model, spec = load_model(path)
         if spec["n_features"] != ds.n_features or spec["n_classes"] != ds.n_classes:
             raise ValueError(f"{path}: model shape {spec['n_features']}x{spec['n_classes']} does not "

@@ -11,13 +11,14 @@ import pandas as pd
 import torch
 import torch.nn.functional as F
 
+from ctpaper import names
 from ctpaper.evaluation.metrics import predict
 
 log = logging.getLogger("ctpaper.evaluation")
 
 ROBUSTNESS_COLUMNS = ["dataset", "seed", "model", "eps", "accuracy"]
 # model label in robustness.parquet -> model directory name (the `free` family, method 6.8)
-ROBUSTNESS_MODELS = {"BL": "bl", "CT": "ct_free"}
+ROBUSTNESS_MODELS = {r.label: r.key for r in (names.BL, names.ct_role("free"))}
 
 
 def fgsm_direction(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor,

@@ -19,6 +19,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from ctpaper import names
 from ctpaper.search import SearchConfig, search
 from ctpaper.runtime import read_parquet
 
@@ -26,7 +27,8 @@ log = logging.getLogger(__name__)
 
 TARGETS = (1, 2, 3, 4)
 IG_CLASSES = (5, 6, 7, 8, 9)
-ROWS = (("BL", "BL"), ("CT_protected", "CT"))     # (label in ig_maps, row label)
+ROLES = (names.BL, names.ct_role("protected"))   # rows; keyed by their tags in ig_maps and ``models``
+ROWS = tuple((r.tag, r.label) for r in ROLES)      # (tag, row label)
 
 
 def pick_factual(X: torch.Tensor, y: torch.Tensor, models: list, seed: int, label: int = 0) -> int:

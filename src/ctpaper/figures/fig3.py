@@ -8,10 +8,13 @@ from __future__ import annotations
 
 import pandas as pd
 
-from ctpaper.config import LABELS, TABLE_ORDER
+from ctpaper import names
+from ctpaper.names import DATASET_NAMES as TABLE_ORDER, LABELS
 from ctpaper.runtime import read_parquet
 
-MODEL_ORDER = ("BL", "CT")
+# BL and CT (`free` family) under the labels of robustness.parquet
+ROLES = (names.BL, names.ct_role("free"))
+MODEL_ORDER = tuple(r.label for r in ROLES)
 
 
 def load(paths) -> pd.DataFrame:
@@ -33,15 +36,15 @@ def plot(df: pd.DataFrame):
     eps_max = float(df["eps"].max())
     for ax, d in zip(axes, datasets):
         sub = df[df["dataset"] == d]
-        for model in MODEL_ORDER:
-            g = sub[sub["model"] == model].groupby("eps")["accuracy"]
+        for r in ROLES:
+            g = sub[sub["model"] == r.label].groupby("eps")["accuracy"]
             if g.ngroups == 0:
                 continue
             mean, lo, hi = g.mean(), g.min(), g.max()
-            ax.plot(mean.index, mean.to_numpy(), marker=style.MARKERS[model], ms=2.5, lw=1.0,
-                    color=style.COLORS[model], label=model)
+            ax.plot(mean.index, mean.to_numpy(), marker=r.marker, ms=2.5, lw=1.0,
+                    color=r.colour, label=r.label)
             if sub["seed"].nunique() > 1:
-                ax.fill_between(mean.index, lo.to_numpy(), hi.to_numpy(), color=style.COLORS[model],
+                ax.fill_between(mean.index, lo.to_numpy(), hi.to_numpy(), color=r.colour,
                                 alpha=0.2, lw=0)
         ax.set_title(LABELS[d])
         ax.set_ylim(-0.02, 1.02)

@@ -14,11 +14,12 @@ import logging
 import numpy as np
 import torch
 
+from ctpaper import names
 from ctpaper.search import SearchConfig, search
 
 log = logging.getLogger(__name__)
 
-MODEL_OF = {"fig4": ("ct_free", "CT"), "fig5": ("bl", "BL")}
+MODEL_OF = {f: (r.key, r.label) for f, r in (("fig4", names.ROLES["ct_free"]), ("fig5", names.BL))}
 
 
 def pick_factuals(y: torch.Tensor, n_classes: int, seed: int) -> list[int]:

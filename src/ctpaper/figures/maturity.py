@@ -11,10 +11,11 @@ from pathlib import Path
 
 import pandas as pd
 
-from ctpaper.config import LABELS, TABLE_ORDER
+from ctpaper import names
+from ctpaper.names import DATASET_NAMES as TABLE_ORDER, LABELS
 from ctpaper.runtime import read_parquet
 
-LINE_LABELS = {"ct_free": "CT (free)", "ct_protected": "CT (protected)"}
+CT_ROLES = (names.ROLES["ct_free"], names.ROLES["ct_protected"])
 
 
 def load(paths) -> pd.DataFrame:
@@ -43,11 +44,11 @@ def plot(df: pd.DataFrame):
                              sharey=True, squeeze=False)
     for ax, d in zip(axes.ravel(), datasets):
         sub = df[df["dataset"] == d]
-        for model, label in LINE_LABELS.items():
-            g = sub[sub["model"] == model].groupby("epoch")["prop_mature"].mean().dropna()
+        for r in CT_ROLES:
+            g = sub[sub["model"] == r.key].groupby("epoch")["prop_mature"].mean().dropna()
             if len(g):
                 ax.plot(g.index, g.to_numpy(), lw=1.0, marker="." if len(g) < 15 else None, ms=3,
-                        color=style.FAMILY_COLORS[model], label=label)
+                        color=r.colour, label=r.legend_label)
         ax.set_title(LABELS[d])
         ax.set_ylim(-0.02, 1.02)
         ax.xaxis.set_major_locator(MaxNLocator(nbins=4, integer=True))

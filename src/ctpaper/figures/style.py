@@ -16,10 +16,6 @@ import numpy as np  # noqa: E402
 # that the font sizes below are the sizes the reader sees.
 TEXT_WIDTH = 6.7
 PNG_DPI = 200
-# Okabe-Ito colours (colour-blind safe): CT vermillion, BL blue.
-COLORS = {"CT": "#D55E00", "BL": "#0072B2", "CT_free": "#D55E00", "CT_protected": "#009E73"}
-MARKERS = {"CT": "o", "BL": "s", "CT_free": "o", "CT_protected": "^"}
-FAMILY_COLORS = {"ct_free": "#D55E00", "ct_protected": "#009E73"}
 CLASS_COLORS = ("#0072B2", "#E69F00")   # Figure 1: class 0 blue, class 1 orange
 BOUNDARY_COLOR = "#009E73"
 IG_CMAP = "inferno"                     # dark for low attribution, bright for high

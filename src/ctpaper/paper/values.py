@@ -27,9 +27,10 @@ import pandas as pd
 
 from ctpaper.comparison import CLASS_TEXT, synthetic_stream_is_original
 from ctpaper.comparison import summary as comparison_summary
-from ctpaper.config import LABELS, TABLE_ORDER, dataset_kind
+from ctpaper.config import dataset_kind
+from ctpaper.names import DATASET_NAMES as TABLE_ORDER, KINDS, LABELS, ROLES
 from ctpaper.runtime import read_csv, read_json, read_parquet
-from ctpaper.tables import PM_TEXT, family_eval_text, markdown_table
+from ctpaper.tables import BL, CT, PM_TEXT, family_eval_text, markdown_table
 
 
 # --------------------------------------------------------------------------------------------------
@@ -124,11 +125,11 @@ def robustness_values(rob: pd.DataFrame) -> dict:
     sub = rob[rob["eps"] > 0]
     per = sub.groupby(["dataset", "model"])["accuracy"].mean().unstack("model")
     clean = rob[rob["eps"] == 0].groupby(["dataset", "model"])["accuracy"].mean().unstack("model")
-    if per.empty or not {"CT", "BL"} <= set(per.columns):
+    if per.empty or not {CT, BL} <= set(per.columns):
         return {"n": 0, "n_better": 0, "avg_gain_pp": "n/a", "verdict": "cannot assess",
                 "eps_min": "n/a", "eps_max": "n/a", "better_list": "none", "max_gap_label": "n/a",
                 "max_gap_pp": "n/a"}
-    gain = (per["CT"] - per["BL"]) * 100
+    gain = (per[CT] - per[BL]) * 100
     n_better = int((gain > 0).sum())
     order = [d for d in TABLE_ORDER if d in gain.index]
     top = gain.idxmax()
@@ -143,8 +144,8 @@ def robustness_values(rob: pd.DataFrame) -> dict:
         "eps_min": f"{eps_pos[0]:.3g}" if eps_pos else "n/a",
         "eps_max": f"{eps_pos[-1]:.3g}" if eps_pos else "n/a",
         "n_eps": len(eps_pos),
-        "clean_gap_pp": num(float(((clean["CT"] - clean["BL"]) * 100).mean()), 1)
-        if {"CT", "BL"} <= set(clean.columns) else "n/a",
+        "clean_gap_pp": num(float(((clean[CT] - clean[BL]) * 100).mean()), 1)
+        if {CT, BL} <= set(clean.columns) else "n/a",
         # majority of datasets with higher average robust accuracy (no run-level uncertainty here)
         "verdict": verdict(n_better, len(gain), avg),
     }
@@ -152,10 +153,10 @@ def robustness_values(rob: pd.DataFrame) -> dict:
 
 def performance_values(pt: pd.DataFrame) -> dict:
     out = {}
-    for model, key in (("BL", "bl"), ("CT_free", "ct_free"), ("CT_protected", "ct_prot")):
+    for model, key in ((TAG["bl"], "bl"), (TAG["ct_free"], "ct_free"), (TAG["ct_protected"], "ct_prot")):
         out[f"acc_{key}"] = num(float(pt[f"{model}_accuracy"].mean()), 3)
         out[f"f1_{key}"] = num(float(pt[f"{model}_f1"].mean()), 3)
-    drop = (pt["BL_accuracy"] - pt["CT_free_accuracy"]) * 100
+    drop = (pt[f"{TAG['bl']}_accuracy"] - pt[f"{TAG['ct_free']}_accuracy"]) * 100
     i = drop.idxmax()
     out["max_drop_label"] = pt.loc[i, "label"]
     out["max_drop_pp"] = num(float(drop[i]), 1)
@@ -167,7 +168,7 @@ def performance_values(pt: pd.DataFrame) -> dict:
     out["n"] = int(len(pt))
     out["avg_drop_pp"] = num(float(drop.mean()), 1)
     single = [f"{MODEL_TEXT[model]} on {r['label']}" for _, r in pt.iterrows()
-              for model in ("BL", "CT_free", "CT_protected")
+              for model in TAG.values()
               if int(r.get(f"{model}_min_pred_classes", 2)) < 2]
     out["single_class_text"] = (
         f"**Warning:** {join_words(single)} predict{'s' if len(single) == 1 else ''} a single "
@@ -177,8 +178,10 @@ def performance_values(pt: pd.DataFrame) -> dict:
     return out
 
 
-MODEL_TEXT = {"BL": "BL", "CT_free": "CT (`free`)", "CT_protected": "CT (`protected`)",
-              "bl": "BL", "ct_free": "CT (`free`)", "ct_protected": "CT (`protected`)"}
+TAG = {r.key: r.tag for r in ROLES.values()}   # model column of the performance/IG/fig2 files
+# the prose name of a model, by its tag (performance files) or key (training logs)
+MODEL_TEXT = {**{r.tag: r.text_label for r in ROLES.values()},
+              **{r.key: r.text_label for r in ROLES.values()}}
 
 
 def training_health_values(logs: pd.DataFrame) -> dict:
@@ -260,16 +263,16 @@ def validity_values(ces: pd.DataFrame, tau: float | str, T: int | str) -> dict:
         return float(share.loc[(d, m), col]) if (d, m) in share.index else math.nan
 
     def per_dataset(col):   # 'LS 100/100, ...' with no line break inside a pair (NBSP, word joiners)
-        return join_words([f"{LABELS[d]}\u00a0{pct(get(d, 'CT', col))}\u2060/\u2060"
-                           f"{pct(get(d, 'BL', col))}" for d in order])
+        return join_words([f"{LABELS[d]}\u00a0{pct(get(d, CT, col))}\u2060/\u2060"
+                           f"{pct(get(d, BL, col))}" for d in order])
 
     low = {m: {LABELS[d]: get(d, m, "mature") for d in order if get(d, m, "mature") < LOW_MATURE}
-           for m in ("CT", "BL")}
-    pairs = [(d, m) for m in ("CT", "BL") for d in order if get(d, m, "mature") < LOW_MATURE]
-    if low["CT"] and low["BL"]:
-        low_text = _cap(_low_clause("CT", low["CT"])) + "; " + _low_clause("BL", low["BL"]) + "."
-    elif low["CT"] or low["BL"]:
-        who, other = ("CT", "BL") if low["CT"] else ("BL", "CT")
+           for m in (CT, BL)}
+    pairs = [(d, m) for m in (CT, BL) for d in order if get(d, m, "mature") < LOW_MATURE]
+    if low[CT] and low[BL]:
+        low_text = _cap(_low_clause(CT, low[CT])) + "; " + _low_clause(BL, low[BL]) + "."
+    elif low[CT] or low[BL]:
+        who, other = (CT, BL) if low[CT] else (BL, CT)
         low_text = (_cap(_low_clause(who, low[who])) + f", whereas at least {100 * LOW_MATURE:g}% of "
                     f"{other}'s counterfactuals are mature on every dataset.")
     else:
@@ -307,11 +310,11 @@ def validity_values(ces: pd.DataFrame, tau: float | str, T: int | str) -> dict:
     return {
         "valid_text": per_dataset("valid"),
         "mature_text": per_dataset("mature"),
-        "valid_ct_avg": mean_of("CT", "valid"), "valid_bl_avg": mean_of("BL", "valid"),
-        "mature_ct_avg": mean_of("CT", "mature"), "mature_bl_avg": mean_of("BL", "mature"),
+        "valid_ct_avg": mean_of(CT, "valid"), "valid_bl_avg": mean_of(BL, "valid"),
+        "mature_ct_avg": mean_of(CT, "mature"), "mature_bl_avg": mean_of(BL, "mature"),
         "low_pct": f"{100 * LOW_MATURE:g}",
-        "n_ct_low": len(low["CT"]), "n_bl_low": len(low["BL"]),
-        "ct_low_list": join_words(list(low["CT"])), "bl_low_list": join_words(list(low["BL"])),
+        "n_ct_low": len(low[CT]), "n_bl_low": len(low[BL]),
+        "ct_low_list": join_words(list(low[CT])), "bl_low_list": join_words(list(low[BL])),
         "low_text": low_text,
         "consequence_text": consequence,
     }
@@ -322,7 +325,7 @@ def ig_values(ig: pd.DataFrame) -> dict:
     if cm.empty:
         return {}
     m = cm.groupby("model")["mean"].mean()
-    bl, ct = float(m.get("BL", math.nan)), float(m.get("CT_protected", math.nan))
+    bl, ct = float(m.get(TAG["bl"], math.nan)), float(m.get(TAG["ct_protected"], math.nan))
     return {"mnist_bl": num(bl, 3), "mnist_ct": num(ct, 3),
             "mnist_lower": "lower" if ct < bl else "higher" if ct > bl else "equal",
             "mnist_ratio": num(ct / bl, 2) if bl > 0 else "n/a"}
@@ -416,7 +419,7 @@ def repro_notes(config: dict, metas: dict[str, dict]) -> str:
          "100 runs × 250 / 100 / 25 individuals per λ_egy (synthetic / tabular / MNIST) in the "
          "appendix text (the original's committed configurations of these evaluations are stale)",
          f"`eval.n_runs` = {e['n_runs']}, `eval.n_individuals` = {ni['synthetic']} / {ni['tabular']} "
-         f"/ {ni['mnist']}; `free` family: {free['n_runs']} runs × {free['n_individuals']} "
+         f"/ {ni['image']}; `free` family: {free['n_runs']} runs × {free['n_individuals']} "
          f"({status((free['n_runs'], free['n_individuals']), ('100', '250 / 100 / 25'), ('5', '100 / 100 / 100'))})"),
         ("Test-time threshold and size of the `protected` (Cost) evaluations", "τ = 0.95 in Note 2 "
          "and 100 rounds for every column in the caption of Table 1; the original's committed "
@@ -594,8 +597,7 @@ def compute(config: dict, table1_csv, performance_csv, table2_csv, comparison_cs
         "run": {
             "n_datasets": len(datasets),
             "datasets": join_words([LABELS[d] for d in datasets]),
-            "kinds": join_words([k for k in ("synthetic", "tabular", "mnist") if k in kinds]).replace(
-                "mnist", "image"),
+            "kinds": join_words([KINDS[k].label for k in KINDS if k in kinds]),
             "n_runs": range_text(n_runs),
             "n_runs_free": free["n_runs"],
             "n_runs_prot": prot["n_runs"],
@@ -643,7 +645,7 @@ def compute(config: dict, table1_csv, performance_csv, table2_csv, comparison_cs
     }
     if mnist:
         f2 = read_json(fig2_stats_json)
-        vars_["fig2s"] = {"bl_valid": f2["BL"]["n_valid"], "ct_valid": f2["CT_protected"]["n_valid"]}
+        vars_["fig2s"] = {"bl_valid": f2[TAG["bl"]]["n_valid"], "ct_valid": f2[TAG["ct_protected"]]["n_valid"]}
         f4 = read_json(fig4_stats_json)
         f5 = read_json(fig5_stats_json)
         vars_["fig45"].update(ct_valid=f4["n_valid"], bl_valid=f5["n_valid"], n_pairs=f4["n_pairs"])
