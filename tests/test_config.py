@@ -6,6 +6,7 @@ import pytest
 
 from ctpaper import config as C
 from ctpaper import names
+from ctpaper.settings import TrainSettings
 
 
 @pytest.fixture(scope="module")
@@ -30,9 +31,9 @@ def test_published_settings_are_the_defaults(cfg):
 
 
 def test_table2_overrides_note1(cfg):
-    s = C.train_settings(cfg, "moon")
+    s = TrainSettings.from_config(cfg, "moon").to_dict()
     assert (s["tau"], s["lambda_reg"], s["batch_size"], s["nce"]) == (0.9, 0.25, 30, 1000)
-    s = C.train_settings(cfg, "mnist")
+    s = TrainSettings.from_config(cfg, "mnist").to_dict()
     assert (s["tau"], s["lambda_reg"], s["nce"], s["lambda_div"]) == (0.5, 0.01, 5000, 0.5)
     assert s["ce_lr"] == 0.1 and s["n_epochs"] == 100
 

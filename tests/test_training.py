@@ -11,6 +11,7 @@ from ctpaper import config as C
 from ctpaper.data.io import Dataset
 from ctpaper.models import build_model
 from ctpaper.search import SearchConfig
+from ctpaper.settings import TrainSettings
 from ctpaper.training import (LOG_COLUMNS, CEData, ClassSampler, batch_loss, chunk_sizes,
                               TrainingFailed, generate_ces, search_config, train)
 
@@ -41,10 +42,8 @@ def blob_dataset(n_train=300, n_val=60, n_test=200, k=2, seed=0, sd=0.5, name="l
 
 
 def settings(**over):
-    s = C.train_settings(BASE, "ls")
-    s.update(n_epochs=3, batch_size=30, nce=60)
-    s.update(over)
-    return s
+    s = TrainSettings.from_config(BASE, "ls").replace(n_epochs=3, batch_size=30, nce=60)
+    return s.replace(**over).to_dict()
 
 
 # ---- loss terms: values and gradients against hand computation ---------------------------------
@@ -137,7 +136,7 @@ def test_objective_variants_select_terms():
 def test_immature_ce_gives_zero_divergence():
     ds = blob_dataset()
     m = build_model("mlp", 2, 2, seed=1)
-    s = settings(T=1, tau=0.999, lr=0.1)                 # one step: nothing can mature
+    s = settings(T=1, tau=0.999, ce_lr=0.1)              # one step: nothing can mature
     cfg = search_config(s)
     g = torch.Generator().manual_seed(0)
     ce = generate_ces(m, ds.X_train, ds.y_train, 50, s, cfg, ds.lower, ds.upper, None,

@@ -61,7 +61,7 @@ def synthetic_stream_is_original(config: dict) -> bool:
 def context(config: dict) -> dict:
     """The settings of this run that the explanations of disagreements name (the rule's params)."""
     return {
-        "synthetic_rng": config["data"]["synthetic"].get("rng", "numpy"),
+        "synthetic_rng": config["data"]["synthetic"]["rng"],
         "synthetic_original": synthetic_stream_is_original(config),
         "ip_reference": config["eval"]["ip"]["reference"],
         "free": {d: eval_settings(config, d, "free") for d in config["datasets"]},

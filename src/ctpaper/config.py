@@ -54,9 +54,41 @@ def _key_path(error: jsonschema.ValidationError) -> str:
     return ".".join(parts) if parts else "<top level>"
 
 
+def _resolve(node: dict, schema: dict) -> dict:
+    """``node`` with a local ``$ref`` replaced by the definition it names (its own keys kept)."""
+    ref = node.get("$ref")
+    if not ref:
+        return node
+    target = schema
+    for part in ref.lstrip("#/").split("/"):
+        target = target[part]
+    return {**_resolve(target, schema), **{k: v for k, v in node.items() if k != "$ref"}}
+
+
+def apply_defaults(config: dict, schema: dict | None = None) -> dict:
+    """Fill in, in place, every key the schema gives a ``default:`` and ``config`` lacks (below
+    sections that exist); the schema is the only place defaults are defined."""
+    schema = load_schema() if schema is None else schema
+
+    def walk(node: dict, cfg: dict) -> None:
+        for key, sub in _resolve(node, schema).get("properties", {}).items():
+            sub = _resolve(sub, schema)
+            if key not in cfg and "default" in sub:
+                cfg[key] = copy.deepcopy(sub["default"])
+            elif isinstance(cfg.get(key), dict):
+                walk(sub, cfg[key])
+
+    walk(schema, config)
+    return config
+
+
 def validate(config: dict) -> dict:
-    """Validate ``config`` against the schema; raise ConfigError naming every offending key."""
-    validator = jsonschema.Draft202012Validator(load_schema())
+    """Apply the schema's defaults (in place) and validate ``config`` against the schema; raise
+    ConfigError naming every offending key."""
+    schema = load_schema()
+    if isinstance(config, dict):
+        apply_defaults(config, schema)
+    validator = jsonschema.Draft202012Validator(schema)
     errors = sorted(validator.iter_errors(config), key=lambda e: list(map(str, e.absolute_path)))
     if errors:
         lines = []
@@ -129,17 +161,6 @@ def config_hash(config: dict) -> str:
 def section_hash(config: dict, keys: Iterable[str]) -> str:
     """Hash of selected top-level sections (e.g. the ones a stage depends on)."""
     return config_hash({k: config.get(k) for k in keys})
-
-
-def train_settings(config: dict, dataset: str) -> dict[str, Any]:
-    """The training settings for ``dataset``: Note-1 defaults overridden by its Table-2 row."""
-    train = {k: v for k, v in config["train"].items()
-             if k not in ("per_dataset", "seeds", "max_skipped_share")}
-    train.update(config["train"].get("per_dataset", {}).get(dataset, {}))
-    train["ce_lr"] = config["ce"]["lr"]
-    train["n_epochs"] = config["model"]["n_epochs"]
-    train["model_lr"] = config["model"]["lr"]
-    return train
 
 
 def eval_settings(config: dict, dataset: str, family: str) -> dict[str, Any]:

@@ -28,11 +28,10 @@ from fnmatch import fnmatch
 from typing import Any, Iterable, Mapping
 
 from ctpaper.config import ConfigError, dataset_kind
+from ctpaper.settings import train_model_reads
 
 READS_FILE = "src/ctpaper/config_reads.py"
 
-# Settings shared by every CT model (training search, losses, schedule); BL reads none of them.
-_CT_TRAIN = ["train", "!train.seeds", "!train.per_dataset", "train.per_dataset.{dataset}"]
 _CE_SEARCH_BOUNDS = ["ce.lr", "train.adv_eps", "train.adv_eps_strict"]
 _EVERYTHING = ["seed", "datasets", "families", "data", "model", "ce", "train", "eval", "robust",
                "ig", "tables", "figures"]
@@ -45,11 +44,9 @@ READS: dict[str, list[str]] = {
         "data.tabular_pool_fraction if kind=tabular",
         "data.mnist_per_class if kind=image",
     ],
-    "train_model": [
-        "model.arch", "model.hidden", "model.init", "model.lr", "model.n_epochs",
-        "train.lambda_clf", "train.per_dataset.{dataset}.batch_size",
-        *(f"{k} if model=ct_*" for k in [*_CT_TRAIN, "!train.max_skipped_share", "ce.lr"]),
-    ],
+    # the keys of the TrainSettings fields; those marked ct_only only for CT models (BL's are
+    # the BaselineSettings fields), so what re-trains BL follows from the settings type
+    "train_model": train_model_reads(),
     "train_vae": ["seed.global"],
     # a grid chunk (ctpaper.stack.chunk): every member's complete settings are in params.members
     "train_chunk": [],

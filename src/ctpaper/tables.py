@@ -19,9 +19,10 @@ from typing import Iterable, Mapping
 import numpy as np
 import pandas as pd
 
-from ctpaper.config import dataset_kind, eval_settings, train_settings
+from ctpaper.config import dataset_kind, eval_settings
 from ctpaper.names import DATASET_NAMES as TABLE_ORDER, KINDS, LABELS, ROLES
 from ctpaper.runtime import read_json, read_parquet
+from ctpaper.settings import TrainSettings
 
 log = logging.getLogger(__name__)
 
@@ -369,7 +370,7 @@ def table2(config: dict, metas: Mapping[str, dict]) -> pd.DataFrame:
     rows = []
     shared = shared_settings(config, list(metas))
     for d in _order(metas):
-        s = train_settings(config, d)
+        s = TrainSettings.from_config(config, d).to_dict()
         meta = metas[d]
         rows.append({"dataset": d, "label": LABELS[d], "n_pool": int(meta["n_pool"]),
                      "n_train": int(meta["n_train"]), "n_val": int(meta["n_val"]),

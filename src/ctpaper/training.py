@@ -1,9 +1,9 @@
 """Counterfactual training (method 5) and the baseline (objective ``vanilla``).
 
 ``train(dataset, settings, objective, family, seed)`` returns the final model and its per-epoch log.
-``settings`` is ``ctpaper.config.train_settings(config, dataset)`` (Note 1 merged with Table 2),
-optionally extended with the model keys ``arch``, ``hidden``, ``init`` (config ``model.*``); the
-optimiser is Adam with ``model_lr``.
+``settings`` is a ``ctpaper.settings.TrainSettings`` (Note 1 merged with Table 2, the CE step size
+``ce_lr`` and the model keys; for BL its ``BaselineSettings``), or the equivalent plain dict
+(``to_dict()``); an unknown or missing key raises TypeError. The optimiser is Adam with ``model_lr``.
 
 Per epoch (method 5.1): unless the objective is ``vanilla`` or the epoch is a burn-in epoch, the
 epoch's CE data are generated once with the model at the start of the epoch (``ce_frequency: epoch``)
@@ -32,6 +32,7 @@ from ctpaper.data.io import Dataset
 from ctpaper.models import build_model
 from ctpaper.runtime import UserError, progress
 from ctpaper.search import SearchConfig, protect, search, target_logit
+from ctpaper.settings import BaselineSettings, SearchSettings, TrainSettings
 
 log = logging.getLogger("ctpaper.training")
 
@@ -71,13 +72,18 @@ class CEData:
 
 
 def search_config(settings: dict) -> SearchConfig:
-    """The training CE generator of ``settings`` (method 5.2 step 4)."""
-    return SearchConfig(generator=settings["generator"], tau=float(settings["tau"]),
-                        T=int(settings["T"]), lr=float(settings["ce_lr"]),
-                        lambda_cst=float(settings["lambda_cst"]),
-                        lambda_egy=float(settings["lambda_egy"]),
-                        convergence=settings["convergence"], eps=float(settings["adv_eps"]),
-                        eps_strict=bool(settings["adv_eps_strict"]))
+    """The training CE generator of ``settings`` (a ``TrainSettings`` dict; method 5.2 step 4)."""
+    return SearchSettings.for_training(settings).engine()
+
+
+def settings_dict(settings, objective: str) -> dict:
+    """``settings`` (``TrainSettings``/``BaselineSettings`` or a dict of either) as a checked plain
+    dict: TypeError naming an unknown or missing key (``BaselineSettings`` suffices for vanilla)."""
+    if isinstance(settings, (TrainSettings, BaselineSettings)):
+        settings = settings.to_dict()
+    typ = BaselineSettings if objective == "vanilla" and not set(settings) - set(
+        BaselineSettings.field_names()) else TrainSettings
+    return typ.from_dict(settings).to_dict()
 
 
 class ClassSampler:
@@ -203,19 +209,19 @@ def train(dataset: Dataset, settings: dict, objective: str, family: str, seed: i
     where = label or f"dataset {dataset.name}"
     if objective not in OBJECTIVES:
         raise ValueError(f"unknown objective {objective!r}; known: {', '.join(OBJECTIVES)}")
+    settings = settings_dict(settings, objective)
     g = torch.Generator().manual_seed(int(seed))
     X, y = dataset.X_train, dataset.y_train
     n, K = X.shape[0], dataset.n_classes
-    model = build_model(settings.get("arch", "mlp"), dataset.n_features, K,
-                        hidden=int(settings.get("hidden", 32)),
-                        init=settings.get("init", "xavier_zeros"), generator=g)
+    model = build_model(settings["arch"], dataset.n_features, K, hidden=int(settings["hidden"]),
+                        init=settings["init"], generator=g)
     opt = _optimizer(model, settings)
     bs = int(settings["batch_size"])
     bounds = [(s, min(s + bs, n)) for s in range(0, n, bs)]          # fixed, unshuffled batches
     nb = len(bounds)
     n_epochs = int(settings["n_epochs"])
-    burnin_epochs = round(float(settings.get("burnin", 0.0)) * n_epochs)
     uses_ces = objective != "vanilla"
+    burnin_epochs = round(float(settings["burnin"]) * n_epochs) if uses_ces else 0
     if uses_ces:
         cfg = search_config(settings)
         if cfg.generator == "revise" and vae is None:
@@ -226,7 +232,7 @@ def train(dataset: Dataset, settings: dict, objective: str, family: str, seed: i
         sampler = ClassSampler(y, K)
         nce = min(max(int(settings["nce"]), nb), n)
         sizes = chunk_sizes(nce, nb)
-        per_batch = settings.get("ce_frequency", "epoch") == "batch"
+        per_batch = settings["ce_frequency"] == "batch"
 
         def gen(m: int) -> CEData:
             return generate_ces(model, X, y, m, settings, cfg, lower, upper, mut, sampler, K, g,
@@ -336,20 +342,11 @@ def model_objective_family(model: str, settings: dict) -> tuple[str, str]:
 
 
 def model_settings(config: dict, dataset: str, model: str = "ct_free") -> dict:
-    """The settings ``model`` is trained with: for CT ``train_settings`` (Note 1 merged with Table
-    2), for BL only what a ``vanilla`` run uses (so tuning CT never re-trains BL); plus the model
-    keys (arch, hidden, init) of ``config["model"]``."""
-    from ctpaper.config import train_settings
-
-    if model == "bl":
-        s = {"batch_size": config["train"]["per_dataset"][dataset]["batch_size"],
-             "lambda_clf": config["train"]["lambda_clf"],
-             "n_epochs": config["model"]["n_epochs"], "model_lr": config["model"]["lr"]}
-    else:
-        s = train_settings(config, dataset)
-    s.update(arch=config["model"]["arch"], hidden=config["model"]["hidden"],
-             init=config["model"]["init"])
-    return s
+    """The settings ``model`` is trained with, as a plain dict: for CT ``TrainSettings`` (Note 1
+    merged with Table 2), for BL its ``BaselineSettings`` (the fields not marked ct_only, so tuning
+    CT never re-trains BL)."""
+    typ = TrainSettings if names.role(model).is_ct else BaselineSettings
+    return typ.from_config(config, dataset).to_dict()
 
 
 def run_training(data_dir, dataset: str, seed: int, model_name: str, config: dict,

@@ -210,7 +210,7 @@ def run_ig_maps(data_dir: str | Path, model_paths: dict[str, str | Path], config
     for label, model in models.items():
         t0 = time.perf_counter()
         maps[label] = class_average_maps(model, ds.X_test, ds.y_test, ds.n_classes, base,
-                                         int(ig["n_steps"]), ig.get("target_output", "logit"))
+                                         int(ig["n_steps"]), ig["target_output"])
         log.info("IG maps %s: %d images (%.1f s)", label, len(ds.X_test), time.perf_counter() - t0)
     df = ig_maps_frame(maps)
     write_parquet(df, out_path)
@@ -232,7 +232,7 @@ def run_ig_summary(data_dir: str | Path, model_paths: dict[str, str | Path], con
         per_round[label] = ig_rounds(model, ds.X_test, ds.y_test, ds.lower, ds.upper,
                                      int(ig["n_rounds"]), int(ig["n_samples"]), int(ig["n_steps"]),
                                      int(config["seed"]["global"]), (dataset, int(seed)),
-                                     ig.get("target_output", "logit"))
+                                     ig["target_output"])
         log.info("IG rounds %s: %d x %d rows (%.1f s)", label, ig["n_rounds"], ig["n_samples"],
                  time.perf_counter() - t0)
     frames = [rounds_summary(per_round, protected, dataset, seed, int(ig["n_samples"]))]

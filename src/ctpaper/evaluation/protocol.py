@@ -36,7 +36,6 @@ from __future__ import annotations
 import hashlib
 import logging
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -46,6 +45,7 @@ import torch
 from ctpaper import names
 from ctpaper.evaluation import metrics
 from ctpaper.runtime import progress
+from ctpaper.settings import EvalSettings  # noqa: F401  (re-exported: evaluation.stacked)
 
 log = logging.getLogger("ctpaper.evaluation")
 
@@ -76,60 +76,7 @@ def torch_generator(base: int, *keys) -> torch.Generator:
 
 # ---- settings ------------------------------------------------------------------------------------
 
-@dataclass(frozen=True)
-class EvalSettings:
-    """The evaluation keys of the config that this stage uses (method 6.2-6.7, section 10)."""
-
-    seed_global: int
-    generator: str
-    tau: float
-    T: int
-    lr: float
-    lambda_cst: float
-    lambda_egy_grid: tuple[float, ...]
-    n_runs: int
-    n_individuals: int
-    redraw_pairs_per_run: bool
-    ip_reference: str
-    n_balanced: int
-    n_ref: int
-    mmd_length_scale: float
-    mmd_n_samples: int
-    mmd_reference: str
-    redundancy_tol: float
-    adv_eps: float
-    adv_eps_strict: bool
-
-    @classmethod
-    def from_config(cls, config: dict, dataset: str, family: str = "free") -> "EvalSettings":
-        from ctpaper.config import eval_settings
-
-        ev = config["eval"]
-        own = eval_settings(config, dataset, family)
-        return cls(
-            seed_global=int(config["seed"]["global"]), generator=ev.get("generator", "ecco"),
-            tau=own["tau"], T=own["T"], lr=float(config["ce"]["lr"]),
-            lambda_cst=float(ev["lambda_cst"]),
-            lambda_egy_grid=tuple(float(v) for v in ev["lambda_egy_grid"]),
-            n_runs=own["n_runs"], n_individuals=own["n_individuals"],
-            redraw_pairs_per_run=bool(ev.get("redraw_pairs_per_run", False)),
-            ip_reference=ev["ip"].get("reference", "per_ce"),
-            n_balanced=int(ev["ip"].get("n_balanced", 1000)), n_ref=int(ev["ip"]["n_ref"]),
-            mmd_length_scale=float(ev["mmd"]["length_scale"]),
-            mmd_n_samples=int(ev["mmd"]["n_samples"]),
-            mmd_reference=ev["mmd"].get("reference", "sample"),
-            redundancy_tol=float(ev.get("redundancy_tol", 1e-5)),
-            adv_eps=float(config["train"].get("adv_eps", 0.3)),
-            adv_eps_strict=bool(config["train"].get("adv_eps_strict", False)),
-        )
-
-    def search_config(self, lambda_egy: float):
-        from ctpaper.search import SearchConfig
-
-        return SearchConfig(generator=self.generator, tau=self.tau, T=self.T, lr=self.lr,
-                            lambda_cst=self.lambda_cst, lambda_egy=float(lambda_egy),
-                            convergence="threshold", eps=self.adv_eps,
-                            eps_strict=self.adv_eps_strict)
+# EvalSettings (the test-time settings of one family and data set) lives in ctpaper.settings.
 
 
 # ---- sampling protocol (6.3) ---------------------------------------------------------------------

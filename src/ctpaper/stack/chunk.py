@@ -24,7 +24,7 @@ import pandas as pd
 
 from ctpaper.data.io import Dataset
 from ctpaper.stack.training import SHARED_SETTINGS, MemberSpec, train_stack
-from ctpaper.training import train
+from ctpaper.training import settings_dict, train
 
 log = logging.getLogger("ctpaper.stack")
 
@@ -36,8 +36,9 @@ def member_spec(member: dict) -> MemberSpec:
     missing = [k for k in ("name", "objective", "family", "seed", "settings") if k not in member]
     if missing:
         raise ValueError(f"chunk member {member.get('name', '?')!r} lacks {', '.join(missing)}")
-    return MemberSpec(dict(member["settings"]), member["objective"], member["family"],
-                      int(member["seed"]))
+    # checked against the settings types: an unknown or missing key raises TypeError naming it
+    return MemberSpec(settings_dict(member["settings"], member["objective"]), member["objective"],
+                      member["family"], int(member["seed"]))
 
 
 def _stackable(spec: MemberSpec) -> bool:
