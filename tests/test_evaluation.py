@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 import torch
 
-from ctpaper.config import eval_settings, load as load_config
+from ctpaper.config import eval_settings, load as load_config, validate
 from ctpaper.data.io import Dataset
 from ctpaper.evaluation import attributions, metrics, protocol
 
@@ -58,7 +58,7 @@ def small_config(**eval_overrides):
     cfg["eval"]["families"]["protected"].update(
         n_runs=3, n_individuals={"synthetic": 7, "tabular": 7, "image": 7})
     cfg["eval"].update(eval_overrides)
-    return cfg
+    return validate(cfg)                 # applies the schema's defaults, as the loader does
 
 
 def evaluate(ds, family="free", cfg=None, dataset="ls", seed=2025, model_seeds=(1, 2)):

@@ -138,3 +138,16 @@ def test_search_settings_from_training_and_evaluation():
     assert (e.lambda_egy, e.convergence, e.tau) == (5.0, "threshold", BASE["eval"]["tau"])
     with pytest.raises(TypeError):
         S.SearchSettings(generator="ecco")      # no defaults in code
+
+
+def test_chunk_member_settings_are_checked():
+    from ctpaper.stack.chunk import member_spec
+    from ctpaper.training import model_settings
+
+    good = {"name": "ct_0000", "objective": "full", "family": "free", "seed": 1,
+            "settings": model_settings(BASE, "ls", "ct_free")}
+    assert member_spec(good).settings == good["settings"]
+    bl = {**good, "objective": "vanilla", "settings": model_settings(BASE, "ls", "bl")}
+    assert member_spec(bl).settings == bl["settings"]
+    with pytest.raises(TypeError, match="'eta_ce'"):
+        member_spec({**good, "settings": {**good["settings"], "eta_ce": 0.5}})

@@ -12,8 +12,8 @@ Every table, figure, directory, log and config lookup names data sets and models
   family). A role's ``key`` names its directories and rule wildcards; ``tag`` is the identifier its
   results carry in the ``model`` column of the performance and IG files; ``label`` is its short name
   (``BL`` / ``CT``: the CE and robustness files compare the CT model of one family with BL under these
-  labels); ``table_label``, ``text_label`` and ``legend_label`` are the names Table 4, the paper's prose and the
-  figure legends print.
+  labels); ``table_label``, ``text_label`` and ``legend_label`` are the names Table 4, the paper's
+  prose and the figure legends print.
 """
 
 from __future__ import annotations

@@ -7,5 +7,6 @@ from ctpaper.runtime import rule_context
 
 with rule_context(snakemake) as log:  # noqa: F821 - injected by Snakemake's script directive
     smk = snakemake  # noqa: F821
-    fig2.make(str(Path(smk.input.meta).parent), {fig2.ROLES[0].tag: smk.input.bl, fig2.ROLES[1].tag: smk.input.ct},
+    bl, ct = fig2.ROLES
+    fig2.make(str(Path(smk.input.meta).parent), {bl.tag: smk.input.bl, ct.tag: smk.input.ct},
               smk.input.ig_maps, smk.config, smk.output.png, smk.output.pdf, smk.output.stats)

@@ -645,7 +645,8 @@ def compute(config: dict, table1_csv, performance_csv, table2_csv, comparison_cs
     }
     if mnist:
         f2 = read_json(fig2_stats_json)
-        vars_["fig2s"] = {"bl_valid": f2[TAG["bl"]]["n_valid"], "ct_valid": f2[TAG["ct_protected"]]["n_valid"]}
+        vars_["fig2s"] = {"bl_valid": f2[TAG["bl"]]["n_valid"],
+                          "ct_valid": f2[TAG["ct_protected"]]["n_valid"]}
         f4 = read_json(fig4_stats_json)
         f5 = read_json(fig5_stats_json)
         vars_["fig45"].update(ct_valid=f4["n_valid"], bl_valid=f5["n_valid"], n_pairs=f4["n_pairs"])
