@@ -576,8 +576,16 @@ def test_full_paper_renders_from_synthetic_outputs(tmp_path, base_config, datase
     text = render.html_text(html.read_text())
     assert "CT is better than the baseline on " + str(len(datasets)) + " of " in " ".join(text.split())
     assert ("MNIST is not part of this run" in text) != mnist
-    assert "does not support" in text or "supports" in text
     flat = " ".join(text.split()).replace("\u2019", "'")
+    # CT's scores are 0.7 x BL's (+-10% noise, the same run offsets) in every run of every dataset and
+    # its robust accuracy falls 1/3 as fast: every claim is supported, and no other verdict is printed
+    n = len(datasets)
+    for claim in ("Measured by IP, this reproduction supports the claim (average reduction",
+                  f"significant improvements on {n} of {n} datasets); measured by IP*, it supports the claim",
+                  "This reproduction supports the claim (average reduction",
+                  f"This reproduction supports the claim (CT ahead on {n} of {n} datasets"):
+        assert claim in flat, claim
+    assert not re.search(r"partly supports the|does not support the|cannot assess the", flat)
     if "credit" in datasets:
         assert ("On Cred, none of CT's counterfactuals is mature, whereas at least 5% of BL's "
                 "counterfactuals are mature on every dataset." in flat)
