@@ -3,7 +3,7 @@
 ``train(dataset, settings, objective, family, seed)`` returns the final model and its per-epoch log.
 ``settings`` is ``ctpaper.config.train_settings(config, dataset)`` (Note 1 merged with Table 2),
 optionally extended with the model keys ``arch``, ``hidden``, ``init`` (config ``model.*``); the
-optimiser is Adam with ``model_lr``.
+optimiser is Adam with ``model_lr`` (``optimizer: sgd``: plain SGD, as Figure 1 trains).
 
 Per epoch (method 5.1): unless the objective is ``vanilla`` or the epoch is a burn-in epoch, the
 epoch's CE data are generated once with the model at the start of the epoch (``ce_frequency: epoch``)
@@ -179,7 +179,17 @@ def _accuracy(model, X: Tensor, y: Tensor) -> float:
         return float((model(X).argmax(1) == y).float().mean())
 
 
+OPTIMIZERS = ("adam", "sgd")
+
+
 def _optimizer(model, settings: dict):
+    """The optimiser of ``settings["optimizer"]``: Adam (default; the paper's models) or plain SGD
+    (Figure 1), both with step size ``model_lr``."""
+    kind = settings.get("optimizer", "adam")
+    if kind == "sgd":
+        return torch.optim.SGD(model.parameters(), lr=float(settings["model_lr"]))
+    if kind != "adam":
+        raise ValueError(f"unknown optimizer {kind!r}; known: {', '.join(OPTIMIZERS)}")
     return torch.optim.Adam(model.parameters(), lr=float(settings["model_lr"]), betas=(0.9, 0.999),
                             eps=1e-8)
 

@@ -185,8 +185,10 @@ rule figure_fig1:
         code=code(
             "figures/fig1.py",
             "figures/style.py",
+            "training.py",
             "search.py",
             "models.py",
+            "data/io.py",
             "data/synthetic.py",
             "data/splits.py",
         ),
