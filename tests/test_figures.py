@@ -129,6 +129,18 @@ def test_fig2_protected_rows_fixed_and_image(mnist_like, small_config, tmp_path)
         np.testing.assert_array_equal(ces[:, PROTECTED], np.repeat(res["factual"][None, PROTECTED], 4, 0))
         assert ces.min() >= -1 and ces.max() <= 1
         assert not np.allclose(ces, res["factual"][None])   # mutable pixels did move
+    # the panels show the factual, the four CEs (pixels mapped from [-1, 1] to [0, 1]) and the IG maps
+    # of the classes 5-9 read from the attribution table, row BL then row CT
+    fig = fig2.plot(res, maps)
+    for r, label in enumerate(("BL", "CT_protected")):
+        row = fig.axes[10 * r:10 * r + 10]
+        shown = np.stack([ax.images[0].get_array() for ax in row[1:5]])[..., 0]   # grey: R = G = B
+        np.testing.assert_allclose(shown, (res["ces"][label].reshape(4, SIDE, SIDE) + 1) / 2,
+                                   atol=1e-6)
+        table = maps[maps["model"] == label]
+        for j, c in enumerate(range(5, 10)):
+            want = table[table["class"] == c].sort_values("pixel")["attribution"].to_numpy()
+            np.testing.assert_array_equal(row[5 + j].images[0].get_array().ravel(), want)
 
 
 def test_fig2_ig_images_reject_wrong_size():
