@@ -99,17 +99,30 @@ def test_rng_key_is_validated(base_config):
         cfg.validate(base_config)
 
 
-def test_pool_is_first_3600_and_test_last_900_of_the_shuffle(numpy_config):
-    base_config = numpy_config
+@pytest.mark.parametrize("stream", ["julia", "numpy"])
+def test_pool_is_first_n_pool_and_test_last_n_test_of_the_shuffle(base_config, stream):
+    """Pool and test are the head and the tail of one shuffle of the generated points: their sizes
+    are the configured ones, they are disjoint rows of the generated data (as Float32), and changing
+    the sizes keeps the head and the tail (a prefix / suffix of the same shuffled order)."""
+    base_config["data"]["synthetic"]["rng"] = stream
+    syn = base_config["data"]["synthetic"]
     prep = prepare_synthetic("moon", base_config)
-    assert prep.X_pool.shape == (3600, 2) and prep.X_test.shape == (900, 2)
+    assert prep.X_pool.shape == (syn["n_pool"], 2) and prep.X_test.shape == (syn["n_test"], 2)
     assert prep.X_pool.dtype == np.float32 and prep.y_pool.dtype == np.int64
-    X, y = generate("moon", N, np.random.default_rng(base_config["seed"]["data"]))
-    order = np.random.default_rng(base_config["seed"]["global"]).permutation(N)
-    np.testing.assert_array_equal(prep.X_pool, X[order[:3600]].astype(np.float32))
-    np.testing.assert_array_equal(prep.y_test, y[order[-900:]])
     assert prep.feature_names == ["x1", "x2"] and prep.classes == [0, 1]
-    assert 0.45 < prep.y_pool.mean() < 0.55
+    rows = np.concatenate([prep.X_pool, prep.X_test])
+    assert len(np.unique(rows, axis=0)) == len(rows)                      # disjoint, no repeats
+    if stream == "numpy":    # every row is a generated point with its label
+        X, y = generate("moon", N, np.random.default_rng(base_config["seed"]["data"]))
+        index = {tuple(r): int(lab) for r, lab in zip(X.astype(np.float32).tolist(), y)}
+        labels = np.concatenate([prep.y_pool, prep.y_test])
+        assert [index[tuple(r)] for r in rows.tolist()] == labels.tolist()
+    small = {**base_config, "data": {**base_config["data"],
+                                     "synthetic": {**syn, "n_pool": 1000, "n_test": 500}}}
+    part = prepare_synthetic("moon", small)
+    np.testing.assert_array_equal(part.X_pool, prep.X_pool[:1000])
+    np.testing.assert_array_equal(part.X_test, prep.X_test[-500:])
+    np.testing.assert_array_equal(part.y_test, prep.y_test[-500:])
 
 
 @pytest.mark.parametrize("stream", ["julia", "numpy"])

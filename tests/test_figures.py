@@ -1,4 +1,5 @@
-"""Every figure module produces a non-empty PNG and PDF from small synthetic inputs (method 8)."""
+"""Every figure module (method 8) from small synthetic inputs: the data drawn (read back from the
+matplotlib artists) equals the inputs it comes from, and the PNG and PDF are written."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import pytest
 import torch
 
 from ctpaper.data.io import write_frames
+from ctpaper.figures import style
 from ctpaper.models import build_model, model_spec, save_model
 
 torch.set_num_threads(1)
@@ -127,6 +129,18 @@ def test_fig2_protected_rows_fixed_and_image(mnist_like, small_config, tmp_path)
         np.testing.assert_array_equal(ces[:, PROTECTED], np.repeat(res["factual"][None, PROTECTED], 4, 0))
         assert ces.min() >= -1 and ces.max() <= 1
         assert not np.allclose(ces, res["factual"][None])   # mutable pixels did move
+    # the panels show the factual, the four CEs (pixels mapped from [-1, 1] to [0, 1]) and the IG maps
+    # of the classes 5-9 read from the attribution table, row BL then row CT
+    fig = fig2.plot(res, maps)
+    for r, label in enumerate(("BL", "CT_protected")):
+        row = fig.axes[10 * r:10 * r + 10]
+        shown = np.stack([ax.images[0].get_array() for ax in row[1:5]])[..., 0]   # grey: R = G = B
+        np.testing.assert_allclose(shown, (res["ces"][label].reshape(4, SIDE, SIDE) + 1) / 2,
+                                   atol=1e-6)
+        table = maps[maps["model"] == label]
+        for j, c in enumerate(range(5, 10)):
+            want = table[table["class"] == c].sort_values("pixel")["attribution"].to_numpy()
+            np.testing.assert_array_equal(row[5 + j].images[0].get_array().ravel(), want)
 
 
 def test_fig2_ig_images_reject_wrong_size():
@@ -149,6 +163,20 @@ def test_fig45_grid(mnist_like, small_config, tmp_path):
     grid = res["grid"]
     for i in range(10):
         np.testing.assert_array_equal(grid[i, i], res["factuals"][i])
+    # each panel shows its grid cell: the factual tinted blue on the diagonal, the counterfactual
+    # for target j in grey elsewhere, pixels mapped from [-1, 1] to [0, 1]
+    fig = fig45.plot(res, "CT")
+    shown = np.stack([ax.images[0].get_array() for ax in fig.axes]).reshape(10, 10, SIDE, SIDE, 3)
+    unit = (grid.reshape(10, 10, SIDE, SIDE) + 1) / 2
+    for i in range(10):
+        for j in range(10):
+            if i == j:
+                np.testing.assert_allclose(shown[i, j] / np.array(style.TINT), unit[i, j][..., None]
+                                           * np.ones(3), atol=1e-6)
+            else:
+                np.testing.assert_allclose(shown[i, j], np.repeat(unit[i, j][..., None], 3, -1),
+                                           atol=1e-6)
+    assert [ax.get_title() for ax in fig.axes[:10]] == [str(j) for j in range(10)]
     assert not np.allclose(grid[0, 1], res["factuals"][0])
     # the same factuals for Figure 5 (BL)
     res5 = fig45.make("fig5", str(d), str(paths["bl"]), small_config, str(tmp_path / "f5.png"),
@@ -173,6 +201,25 @@ def test_fig3_robustness(tmp_path):
     df = fig3.make(paths, str(png), str(pdf))
     assert_image(png, pdf)
     assert set(df["model"]) == {"BL", "CT"} and len(df) == 32
+    # the lines drawn are the input accuracies (1 - 3 eps for BL, 1 - eps for CT), one panel per
+    # dataset in table order, no band with a single seed
+    fig = fig3.plot(df)
+    axes = [ax for ax in fig.axes if ax.lines]
+    assert [ax.get_title() for ax in axes] == ["LS", "Moon", "Adult", "MNIST"]
+    for ax in axes:
+        drawn = {line.get_label(): (line.get_xdata(), line.get_ydata()) for line in ax.lines}
+        assert set(drawn) == {"BL", "CT"} and not ax.collections
+        for model, slope in (("BL", 3), ("CT", 1)):
+            np.testing.assert_allclose(drawn[model][0], eps)
+            np.testing.assert_allclose(drawn[model][1], 1 - slope * eps)
+    # two seeds: the line is their mean and the band their range
+    two = pd.concat([df[df["dataset"] == "ls"].assign(seed=1),
+                     df[df["dataset"] == "ls"].assign(seed=2, accuracy=lambda t: t["accuracy"] - 0.1)])
+    (ax,) = [a for a in fig3.plot(two).axes if a.lines]
+    bl = next(line for line in ax.lines if line.get_label() == "BL")
+    np.testing.assert_allclose(bl.get_ydata(), 1 - 3 * eps - 0.05)
+    band = ax.collections[0].get_paths()[0].vertices
+    assert band[:, 1].max() == pytest.approx(1.0) and band[:, 1].min() == pytest.approx(0.6)
 
 
 def test_maturity_curves(tmp_path):
@@ -191,3 +238,15 @@ def test_maturity_curves(tmp_path):
     df = maturity.make(paths, str(png), str(pdf))
     assert_image(png, pdf)
     assert set(df["dataset"]) == {"ls", "adult"} and set(df["model"]) == {"ct_free", "ct_protected"}
+    # the curves drawn are the logged proportions; an epoch without counterfactuals (NaN) is skipped
+    nan = df.copy()
+    nan.loc[(nan["dataset"] == "adult") & (nan["epoch"] == 1), "prop_mature"] = np.nan
+    axes = [ax for ax in maturity.plot(nan).axes if ax.get_visible()]
+    assert [ax.get_title() for ax in axes] == ["LS", "Adult"]
+    for ax, first in zip(axes, (1, 2)):
+        drawn = {line.get_label(): line for line in ax.lines}
+        assert set(drawn) == {"CT (free)", "CT (protected)"}
+        for label, scale in (("CT (free)", 0.8), ("CT (protected)", 1.0)):
+            np.testing.assert_array_equal(drawn[label].get_xdata(), np.arange(first, 6))
+            np.testing.assert_allclose(drawn[label].get_ydata(),
+                                       (np.linspace(0.2, 0.9, 5) * scale)[first - 1:])

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import copy
 import json
+import math
 import re
 import shutil
 from pathlib import Path
@@ -22,6 +23,7 @@ torch.set_num_threads(1)
 
 REPO = Path(__file__).resolve().parents[1]
 PAPER_DIR = REPO / "paper"
+PUBLISHED = REPO / "config" / "published.yaml"
 
 
 # --------------------------------------------------------------------------------------------------
@@ -247,16 +249,50 @@ def test_provenance_aggregates_benchmarks(tmp_path, base_config):
     assert prov["n_jobs"] == 3 and prov["peak_rss_mb"] == 500.0
     assert prov["rules"][0]["rule"] == "train_model"          # sorted by wall time
     assert len(prov["config_hash"]) == 16 and "torch" in prov["packages"]
-    block = values.provenance_block(prov)
-    assert "{#tbl-compute}" in block and "train\\_model" in block and prov["config_hash"] in block
+    block = values.compute_table(prov)
+    assert block.rstrip().endswith("{#tbl-compute}")
+    cells = [[c.strip() for c in line.strip("|").split("|")] for line in block.splitlines()
+             if line.startswith("|")]
+    assert ["train\\_model", "2", "40.0", "30.0", "500", "38.5"] in cells
+    assert cells[-1] == ["**total**", "3", "42.0", "", "500", "39.5"]
+    text = _worded("benchmarked jobs", {"prov": values.provenance_values(prov)})
+    assert text.startswith("The pipeline's 3 benchmarked jobs took 40 s of CPU time and 42 s of "
+                           "summed wall time; the largest resident memory of a single job was 500 MB.")
+    dirty = {**prov, "git_commit": "abc", "git_dirty": True}
+    assert ("at git commit `abc` (with uncommitted or untracked changes in the working tree), with "
+            "Python") in _worded("configuration hash", {"prov": values.provenance_values(dirty)})
+    no_git = {**prov, "git_commit": None, "git_dirty": None}
+    assert "at git commit `unknown (not a git checkout)`, with" in _worded(
+        "configuration hash", {"prov": values.provenance_values(no_git)})
+
+
+def _worded(marker: str, tree: dict, source: str = "paper.qmd") -> str:
+    """The paragraph of the paper source ``source`` containing ``marker``, expanded with the values
+    ``tree`` as the render step does (variables, then the conditional spans chosen by the flags
+    among them), whitespace collapsed: the wording the paper prints for these values."""
+    text = (PAPER_DIR / source).read_text()
+    paragraph = next(p for p in text.split("\n\n") if marker in p)
+    vars_, flags = values.split_flags(tree)
+    out = render.expand_shortcodes(paragraph, vars_, PAPER_DIR, meta={"flags": flags})
+    return " ".join(out.split())
 
 
 def test_verdict_rule():
     assert values.verdict(5, 9, 10.0) == "supports"
-    assert values.verdict(4, 9, 10.0) == "partly supports"   # not more than half
-    assert values.verdict(1, 9, 0.5) == "partly supports"
-    assert values.verdict(6, 9, -1.0) == "does not support"  # worse on average
-    assert values.verdict(0, 9, 30.0) == "does not support"
+    assert values.verdict(4, 9, 10.0) == "partly"   # not more than half
+    assert values.verdict(1, 9, 0.5) == "partly"
+    assert values.verdict(6, 9, -1.0) == "not"      # worse on average
+    assert values.verdict(0, 9, 30.0) == "not"
+    assert values.verdict(0, 0, math.nan) == "cannot"
+
+
+@pytest.mark.parametrize("key, words", [("supports", "supports"), ("partly", "partly supports"),
+                                        ("not", "does not support"), ("cannot", "cannot assess")])
+def test_paper_words_each_verdict(key, words):
+    robust = {"n_better": 2, "n": 3, "avg_gain_pp": "1.5", "verdicts": values.verdict_flags(key)}
+    text = _worded("**Robustness.**", {"robust": robust})
+    assert text.endswith(f"This reproduction {words} the claim (CT ahead on 2 of 3 datasets, 1.5 "
+                         "points on average).")
 
 
 def test_table1_values_counts():
@@ -269,7 +305,8 @@ def test_table1_values_counts():
     assert (v["n"], v["n_better"], v["n_sig_better"], v["n_sig_worse"]) == (3, 2, 1, 1)
     assert v["best"] == "LS" and v["worst"] == "Moon" and v["avg"] == "20.00"
     assert v["sig_better_list"] == "LS" and v["sig_worse_list"] == "Moon"
-    assert v["verdict"] == "partly supports"
+    assert v["verdict"] == "partly" and v["verdicts"] == {"supports": False, "partly": True,
+                                                         "not": False, "cannot": False}
 
 
 def test_robustness_values():
@@ -298,6 +335,10 @@ def _same(n, n_valid, n_mature):
     return {(lam, run): (n, n_valid, n_mature) for lam in (0.5, 5.0) for run in (0, 1)}
 
 
+def _validity_text(v: dict) -> str:
+    return _worded("validity.mature_text", {"validity": v, "run": {"eval_T": 50, "eval_tau": 0.95}})
+
+
 def test_validity_values_shares_lists_and_sentences():
     spec = {
         ("ls", "CT"): _same(10, 10, 10), ("ls", "BL"): _same(10, 10, 5),
@@ -307,37 +348,47 @@ def test_validity_values_shares_lists_and_sentences():
                            (5.0, 0): (10, 5, 0), (5.0, 1): (10, 5, 0)},
         ("credit", "BL"): _same(10, 10, 10),
     }
-    v = values.validity_values(_ces_groups(spec), tau=0.95, T=50)
+    v = values.validity_values(_ces_groups(spec))
     nb, sl = "\u00a0", "\u2060/\u2060"    # no line break inside 'LS 100/100'
     assert v["valid_text"] == f"LS{nb}100{sl}100, OL{nb}80{sl}90 and Cred{nb}65{sl}100"   # pooled: 75
     assert v["mature_text"] == f"LS{nb}100{sl}50, OL{nb}0{sl}3 and Cred{nb}1{sl}100"
     assert (v["valid_ct_avg"], v["valid_bl_avg"], v["mature_ct_avg"], v["mature_bl_avg"]) == \
         ("82", "97", "34", "51")
     assert (v["n_ct_low"], v["ct_low_list"], v["n_bl_low"], v["bl_low_list"]) == (2, "OL and Cred", 1, "OL")
-    assert v["low_text"] == ("On OL and Cred, fewer than 5% of CT's counterfactuals are mature (none at "
-                             "all on OL); on OL, fewer than 5% of BL's counterfactuals are mature.")
+    text = _validity_text(v)
+    assert ("over datasets. On OL and Cred, fewer than 5% of CT's counterfactuals are mature (none at "
+            "all on OL); on OL, fewer than 5% of BL's counterfactuals are mature. In these") in text
     # immature share of the valid CEs: CT OL 100%, CT Cred 88/90, BL OL 348/360 -> at least 96%
-    assert v["consequence_text"].startswith(
-        "In these cases, at least 96% of the valid counterfactuals over which the scores are averaged "
-        "stopped at the budget of 50 steps with a target probability below 0.95. This is consistent "
-        "with")
-    assert v["consequence_text"].endswith("valid counterfactuals for 65–90% of the factuals in these cases.")
+    assert ("mature. In these cases, at least 96% of the valid counterfactuals over which the scores "
+            "are averaged stopped at the budget of 50 steps with a target probability below 0.95. This "
+            "is consistent with") in text
+    assert text.endswith("valid counterfactuals for 65–90% of the factuals in these cases.")
 
     # only CT rarely mature, and only with exact zeros
     ct_only = values.validity_values(_ces_groups({
         ("ls", "CT"): _same(10, 10, 10), ("ls", "BL"): _same(10, 10, 10),
-        ("ol", "CT"): _same(10, 7, 0), ("ol", "BL"): _same(10, 9, 1)}), tau=0.95, T=50)
-    assert ct_only["low_text"] == ("On OL, none of CT's counterfactuals is mature, whereas at least 5% "
-                                   "of BL's counterfactuals are mature on every dataset.")
-    assert ct_only["consequence_text"].startswith("In this case, all of the valid")
-    assert ct_only["consequence_text"].endswith("for 70% of the factuals in this case.")
+        ("ol", "CT"): _same(10, 7, 0), ("ol", "BL"): _same(10, 9, 1)}))
+    text = _validity_text(ct_only)
+    assert ("over datasets. On OL, none of CT's counterfactuals is mature, whereas at least 5% of BL's "
+            "counterfactuals are mature on every dataset. In this case, all of the valid") in text
+    assert text.endswith("for 70% of the factuals in this case.")
+
+    # only BL rarely mature, on one of two datasets with none at all
+    bl_only = values.validity_values(_ces_groups({
+        ("ls", "CT"): _same(10, 10, 10), ("ls", "BL"): _same(100, 90, 2),
+        ("ol", "CT"): _same(10, 9, 9), ("ol", "BL"): _same(10, 9, 0)}))
+    assert ("over datasets. On LS and OL, fewer than 5% of BL's counterfactuals are mature (none at all "
+            "on OL), whereas at least 5% of CT's counterfactuals are mature on every dataset. In these "
+            "cases, at least 97% of the valid") in _validity_text(bl_only)
 
     # nothing below 5%: the sentence adapts and no consequence is stated
     none = values.validity_values(_ces_groups({
-        ("ls", "CT"): _same(20, 20, 1), ("ls", "BL"): _same(10, 10, 10)}), tau=0.95, T=50)
-    assert none["low_text"].startswith("On every dataset, at least 5% of the counterfactuals of both "
-                                       "CT and BL are mature")
-    assert none["consequence_text"] == "" and none["ct_low_list"] == "none"
+        ("ls", "CT"): _same(20, 20, 1), ("ls", "BL"): _same(10, 10, 10)}))
+    assert _validity_text(none).endswith(
+        "over datasets. On every dataset, at least 5% of the counterfactuals of both CT and BL are "
+        "mature, so the step budget does not keep either model's counterfactuals from reaching the "
+        "threshold altogether.")
+    assert none["ct_low_list"] == "none"
     assert none["mature_text"] == "LS\u00a05\u2060/\u2060100"
 
 
@@ -346,11 +397,26 @@ def test_pct_ends_are_exact():
         ["0", "<1", "1", "50", "99", ">99", "100"]
 
 
+def _repro_notes(config: dict, metas: dict) -> str:
+    """paper/sections/repro_notes.qmd expanded with the values of ``config`` (one line per note)."""
+    datasets = [d for d in tables.TABLE_ORDER if d in config["datasets"]]
+    t1 = pd.DataFrame({f"{m}_n_runs": [5] for m in ("ip", "ip_star", "cost")})
+    tree = {"run": values.run_values(config, t1, {"config_hash": "x", "total_cpu_s": 1.0}, datasets),
+            **values.published_values(config, values.load_published(PUBLISHED))}
+    tree["repro"].update(values.repro_run_values(config, metas))
+    vars_, flags = values.split_flags(tree)
+    text = render.expand_shortcodes((PAPER_DIR / "sections" / "repro_notes.qmd").read_text(), vars_,
+                                    PAPER_DIR, meta={"flags": flags})
+    return re.sub(r"\n   ", " ", text)   # list items' continuation lines joined
+
+
 def test_repro_notes_cover_section_10_1_and_follow_config(base_config):
     metas = {"ls": {"n_test": 900, "n_pool": 3600}, "credit": {"n_test": 2654, "n_pool": 10618}}
-    notes = values.repro_notes(base_config, metas)
+    notes = _repro_notes(base_config, metas)
     items = re.findall(r"^(\d+)\. \*\*", notes, flags=re.M)
     assert items == [str(i) for i in range(1, 20)]
+    assert "Original: 0.25 in the text (Notes 1 and 2); 0.1 in the published results" in notes
+    assert "Original: 0.5 in the text; 5.0 in the published results." in notes
     assert "`ce.lr` = 0.1 (as in the published results)" in notes
     assert "`data.synthetic.rng` = julia, seeds 42 / 2025, 100,000 points (as in the published" in notes
     # the protected family's settings (method 6.2) and their two sources; IP per counterfactual
@@ -361,18 +427,38 @@ def test_repro_notes_cover_section_10_1_and_follow_config(base_config):
     assert "an inference" in notes
     assert "`eval.ip.reference` = per_ce with `eval.ip.n_balanced` = 1000 and `eval.ip.n_ref` = " \
         "1000 (as in the published results)" in notes
-    assert "LS 900 and Cred 2654" in notes and "Credit pool 10618" in notes
+    assert "`free` family: 100 runs × 250 / 100 / 25 (as in the published results)" in notes
+    assert "LS 900 and Cred 2654; Credit pool 10618." in notes
+    assert "actually used: LS 900.\n" in _repro_notes(base_config, {"ls": metas["ls"]})
     changed = copy.deepcopy(base_config)
     changed["ce"]["lr"] = 0.25
     changed["train"]["adv_label"] = "true"
-    notes2 = values.repro_notes(changed, metas)
+    changed["eval"]["mmd"]["length_scale"] = 1.0
+    changed["eval"]["n_runs"] = 5
+    changed["eval"]["n_individuals"] = {"synthetic": 100, "tabular": 100, "image": 100}
+    notes2 = _repro_notes(changed, metas)
     assert "`ce.lr` = 0.25 (as in the paper text)" in notes2
     assert "`train.adv_label` = true (as in the paper text)" in notes2
+    assert "`eval.mmd.length_scale` = 1 (differs from both)" in notes2
+    assert "`free` family: 5 runs × 100 / 100 / 100 (as in the paper text)" in notes2
     for key, value in (("rng", "numpy"), ("centers", [[1.0, 1.0], [2.0, 2.0]])):
         other = copy.deepcopy(base_config)
         other["data"]["synthetic"][key] = value
-        assert "(differs from the published results): the points are not the original's" in \
-            values.repro_notes(other, metas)
+        text = _repro_notes(other, metas)
+        assert "(differs from the published results): the points are not the original's" in text
+        assert ("numpy's generator gives other blob centres" in text) == (value == "numpy")
+
+
+def test_resolve_conditionals_keeps_and_drops_nested_spans():
+    meta = {"flags": {"a": True, "g": {"b": False}}, "n": 3}
+    text = ('x [one[s]{.content-visible when-meta="flags.g.b"} [in]{.content-visible '
+            'unless-meta="flags.g.b"}]{.content-visible when-meta="flags.a"}[gone]{.content-visible '
+            'when-meta="flags.missing"} [@ref]{.cls} y')
+    assert render.resolve_conditionals(text, meta) == "x one in [@ref]{.cls} y"
+    with pytest.raises(render.RenderError, match="not a boolean"):
+        render.resolve_conditionals('[t]{.content-visible when-meta="n"}', meta)
+    with pytest.raises(render.RenderError, match="no opening bracket"):
+        render.resolve_conditionals('t]{.content-visible when-meta="n"}', meta)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -456,12 +542,13 @@ def _synthetic_results(root: Path, config: dict, datasets: list[str]) -> dict:
                                REPO / "config" / "original_results.yaml", comparison.context(config),
                                T / "comparison.csv", T / "comparison_means.csv",
                                T / "comparison.md")
-    values.write(config, root / "paper" / "values.json", table1_csv=T / "table1.csv",
-                 performance_csv=T / "performance.csv", table2_csv=T / "table2.csv",
-                 comparison_csv=T / "comparison.csv", comparison_means_csv=T / "comparison_means.csv",
-                 robustness_paths=[rob_p], log_paths=logs, ig_summary_paths=ig,
-                 provenance_json=root / "paper" / "provenance.json",
-                 ces_paths=[p for p in ces_paths if "/free/" in p], **stats)
+    inputs = values.PaperInputs(
+        table1=T / "table1.csv", performance=T / "performance.csv", table2=T / "table2.csv",
+        comparison=T / "comparison.csv", comparison_means=T / "comparison_means.csv",
+        robustness=(rob_p,), logs=tuple(logs), ig=tuple(ig), provenance=root / "paper" / "provenance.json",
+        ces=tuple(p for p in ces_paths if "/free/" in p), published=REPO / "config" / "published.yaml",
+        **{k.replace("_json", ""): v for k, v in stats.items()})
+    values.write(config, root / "paper" / "values.json", inputs)
     return {"tables": {n: T / f"{n}.md" for n in ("table1", "table2", "table3", "performance",
                                                   "comparison")},
             "figures": figs}
@@ -489,8 +576,16 @@ def test_full_paper_renders_from_synthetic_outputs(tmp_path, base_config, datase
     text = render.html_text(html.read_text())
     assert "CT is better than the baseline on " + str(len(datasets)) + " of " in " ".join(text.split())
     assert ("MNIST is not part of this run" in text) != mnist
-    assert "does not support" in text or "supports" in text
     flat = " ".join(text.split()).replace("\u2019", "'")
+    # CT's scores are 0.7 x BL's (+-10% noise, the same run offsets) in every run of every dataset and
+    # its robust accuracy falls 1/3 as fast: every claim is supported, and no other verdict is printed
+    n = len(datasets)
+    for claim in ("Measured by IP, this reproduction supports the claim (average reduction",
+                  f"significant improvements on {n} of {n} datasets); measured by IP*, it supports the claim",
+                  "This reproduction supports the claim (average reduction",
+                  f"This reproduction supports the claim (CT ahead on {n} of {n} datasets"):
+        assert claim in flat, claim
+    assert not re.search(r"partly supports the|does not support the|cannot assess the", flat)
     if "credit" in datasets:
         assert ("On Cred, none of CT's counterfactuals is mature, whereas at least 5% of BL's "
                 "counterfactuals are mature on every dataset." in flat)

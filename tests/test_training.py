@@ -325,3 +325,23 @@ def test_revise_training_needs_and_uses_a_vae():
     seen = []
     train(ds, s, "full", "free", 1, vae=vae, on_epoch_end=lambda e, m, ce: seen.append(ce))
     assert len(seen[0]) == 60 and bool(torch.isfinite(seen[0].x_ce).all())
+
+
+def test_sgd_option_takes_plain_gradient_steps():
+    """``optimizer="sgd"`` (Figure 1): with one batch and the vanilla objective, one epoch is one
+    step w <- w - lr * grad of the mean cross-entropy, computed here by hand for a linear model."""
+    ds = blob_dataset(n_train=40)
+    s = settings(arch="linear", model_lr=0.3, n_epochs=1, batch_size=40)
+    model, _ = train(ds, s, "vanilla", "free", 3, optimizer="sgd")
+    init = build_model("linear", 2, 2, init=s.get("init", "xavier_zeros"),
+                       generator=torch.Generator().manual_seed(3))
+    W0, b0 = init.fc.weight.detach().double(), init.fc.bias.detach().double()
+    X, y = ds.X_train.double(), ds.y_train
+    p = torch.softmax(X @ W0.T + b0, 1)
+    g = (p - torch.nn.functional.one_hot(y, 2).double()) / len(y)      # d mean CE / d logits
+    torch.testing.assert_close(model.fc.weight.double(), W0 - 0.3 * g.T @ X, rtol=0, atol=1e-6)
+    torch.testing.assert_close(model.fc.bias.double(), b0 - 0.3 * g.sum(0), rtol=0, atol=1e-6)
+    adam, _ = train(ds, s, "vanilla", "free", 3)
+    assert not torch.allclose(adam.fc.weight, model.fc.weight)
+    with pytest.raises(ValueError, match="unknown optimizer"):
+        train(ds, s, "vanilla", "free", 3, optimizer="rmsprop")

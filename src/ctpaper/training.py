@@ -3,7 +3,8 @@
 ``train(dataset, settings, objective, family, seed)`` returns the final model and its per-epoch log.
 ``settings`` is a ``ctpaper.settings.TrainSettings`` (Note 1 merged with Table 2, the CE step size
 ``ce_lr`` and the model keys; for BL its ``BaselineSettings``), or the equivalent plain dict
-(``to_dict()``); an unknown or missing key raises TypeError. The optimiser is Adam with ``model_lr``.
+(``to_dict()``); an unknown or missing key raises TypeError. The optimiser is Adam with ``model_lr``
+(``optimizer="sgd"``: plain SGD, as Figure 1 trains).
 
 Per epoch (method 5.1): unless the objective is ``vanilla`` or the epoch is a burn-in epoch, the
 epoch's CE data are generated once with the model at the start of the epoch (``ce_frequency: epoch``)
@@ -186,7 +187,16 @@ def _accuracy(model, X: Tensor, y: Tensor) -> float:
         return float((model(X).argmax(1) == y).float().mean())
 
 
-def _optimizer(model, settings: dict):
+OPTIMIZERS = ("adam", "sgd")
+
+
+def _optimizer(model, settings: dict, kind: str):
+    """The optimiser ``kind``: Adam (the paper's models) or plain SGD (Figure 1), both with step
+    size ``model_lr``."""
+    if kind == "sgd":
+        return torch.optim.SGD(model.parameters(), lr=float(settings["model_lr"]))
+    if kind != "adam":
+        raise ValueError(f"unknown optimizer {kind!r}; known: {', '.join(OPTIMIZERS)}")
     return torch.optim.Adam(model.parameters(), lr=float(settings["model_lr"]), betas=(0.9, 0.999),
                             eps=1e-8)
 
@@ -194,7 +204,7 @@ def _optimizer(model, settings: dict):
 def train(dataset: Dataset, settings: dict, objective: str, family: str, seed: int, *,
           vae=None,
           on_epoch_end: Callable[[int, torch.nn.Module, CEData | None], None] | None = None,
-          max_skipped_share: float = 1.0, label: str | None = None,
+          max_skipped_share: float = 1.0, label: str | None = None, optimizer: str = "adam",
           ) -> tuple[torch.nn.Module, pd.DataFrame]:
     """Train one model (method 5); returns ``(model, log)`` with one log row per epoch.
 
@@ -202,6 +212,7 @@ def train(dataset: Dataset, settings: dict, objective: str, family: str, seed: i
     ``family``: free | protected: mutability of the training search and of the x+ protection.
     ``vae``: the fitted VAE when ``settings["generator"] == "revise"``.
     ``on_epoch_end(epoch, model, ce)``: called after every epoch with that epoch's CE data (or None).
+    ``optimizer``: adam (every model of the paper) | sgd (Figure 1; not a config setting).
     Health checks (``TrainingFailed``, naming ``label``, default the dataset, and the epoch): the
     parameters become non-finite, the optimiser step overflows, or more than ``max_skipped_share``
     of an epoch's updates are skipped for a non-finite loss.
@@ -215,7 +226,7 @@ def train(dataset: Dataset, settings: dict, objective: str, family: str, seed: i
     n, K = X.shape[0], dataset.n_classes
     model = build_model(settings["arch"], dataset.n_features, K, hidden=int(settings["hidden"]),
                         init=settings["init"], generator=g)
-    opt = _optimizer(model, settings)
+    opt = _optimizer(model, settings, optimizer)
     bs = int(settings["batch_size"])
     bounds = [(s, min(s + bs, n)) for s in range(0, n, bs)]          # fixed, unshuffled batches
     nb = len(bounds)

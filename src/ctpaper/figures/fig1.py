@@ -6,37 +6,41 @@ immutable; (d) CT, feature 1 immutable. Each panel trains its own model:
 * data: ``figures.fig1.n_train`` points of the LS generator (``ctpaper.data.synthetic``) drawn and
   shuffled with ``figures.seed`` (blob centres from ``data.synthetic.centers``, else random),
   domain bounds inferred from these points (``data.domain_n_sigma``);
-* model: Linear(2, 2), ``model.init``; plain SGD with ``figures.fig1.lr``, ``n_epochs`` epochs,
-  unshuffled batches of ``batch_size``;
-* every epoch (BL too, for plotting only): ``nce`` factuals drawn without replacement, target = the
-  other class of the current prediction, Generic search with ``lambda_cst`` and step size ``ce.lr``,
-  ``max_iter`` convergence with T steps (all CEs mature), nascent AEs within ``train.adv_eps``;
-  x+ = one training point of the target class per CE, protected on immutable features;
-* CT loss per batch (chunk of the epoch's CEs): L_clf + L_div + L_adv (weights 1, 1, 0 ridge, 1);
-  BL loss: L_clf.
+* model and training: ``ctpaper.training.train`` (the code path of the paper's models) with the
+  settings of ``fig1_settings``: Linear(2, 2), ``model.init``; plain SGD with ``figures.fig1.lr``,
+  ``n_epochs`` epochs, unshuffled batches of ``batch_size``; CT = the ``full`` objective with loss
+  weights clf 1, div 1, ridge 0, adv 1 (method 8), of the ``protected`` family (feature 1
+  immutable) in panels (c) and (d); BL = ``vanilla``;
+* every CT epoch: ``nce`` factuals drawn without replacement, target = the other class of the
+  current prediction, Generic search with ``lambda_cst`` and step size ``ce.lr``, ``max_iter``
+  convergence with T steps (all CEs mature), nascent AEs within ``train.adv_eps``; x+ = one
+  training point of the target class per CE, protected on immutable features. BL generates no
+  CEs while training; the CEs its panels show are generated the same way, from its model at the
+  start of the final epoch, with a generator of their own (seeded with ``figures.seed``).
 
 The panels show the training points by true label, the decision boundary
 {x : (w_1 - w_0) . x + (c_1 - c_0) = 0}, and as stars the final epoch's CEs of factuals predicted as
 class 0 (target 1) with their search paths. The paths are recomputed step by step with single-step
 searches started from the previous state (exact for Generic, whose objective does not depend on k).
-The same seed is used for all four panels, so BL and CT start from the same weights and draws.
+The same seed is used for all four panels, so BL and CT start from the same weights.
 """
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import logging
 from dataclasses import dataclass
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
-from ctpaper.data.io import MUTABILITY_CODES
+from ctpaper import training
+from ctpaper.data.io import Dataset
 from ctpaper.data.splits import domain_bounds
 from ctpaper.data.synthetic import generate
 from ctpaper.models import build_model
-from ctpaper.search import SearchConfig, protect, search
+from ctpaper.search import SearchConfig, search
 
 log = logging.getLogger(__name__)
 
@@ -73,12 +77,29 @@ def fig1_data(config: dict) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, t
             torch.tensor(hi, dtype=torch.float32))
 
 
-def search_config(config: dict) -> SearchConfig:
-    f1 = config["figures"]["fig1"]
-    return SearchConfig(generator="generic", tau=0.5, T=int(f1["T"]), lr=float(config["ce"]["lr"]),
-                        lambda_cst=float(f1["lambda_cst"]), lambda_egy=0.0, convergence="max_iter",
-                        eps=float(config["train"]["adv_eps"]),
-                        eps_strict=bool(config["train"]["adv_eps_strict"]))
+def fig1_settings(config: dict) -> dict:
+    """Figure 1's training settings (method 8) in the format of ``ctpaper.training``: a linear model
+    trained with plain SGD, Generic search with a fixed number of steps (``max_iter``: every CE is
+    mature), loss weights clf 1, div 1, ridge 0, adv 1; the rest as the main experiments."""
+    f1, t = config["figures"]["fig1"], config["train"]
+    return {"objective": "full", "arch": "linear", "hidden": int(config["model"]["hidden"]),
+            "init": config["model"]["init"],
+            "model_lr": float(f1["lr"]), "n_epochs": int(f1["n_epochs"]),
+            "batch_size": int(f1["batch_size"]), "nce": int(f1["nce"]), "burnin": 0.0,
+            "ce_frequency": "epoch", "generator": "generic", "tau": 0.5, "T": int(f1["T"]),
+            "ce_lr": float(config["ce"]["lr"]), "lambda_cst": float(f1["lambda_cst"]),
+            "lambda_egy": 0.0, "convergence": "max_iter", "adv_eps": float(t["adv_eps"]),
+            "adv_eps_strict": bool(t["adv_eps_strict"]), "adv_label": "predicted",
+            "maturity": "threshold", "ridge_form": "sum_sq",
+            **{f"lambda_{k}": v for k, v in LOSS_WEIGHTS.items()}}
+
+
+def fig1_dataset(X: torch.Tensor, y: torch.Tensor, lo: torch.Tensor, hi: torch.Tensor) -> Dataset:
+    """The Figure-1 points as a training set (no validation or test rows); the ``protected`` family
+    makes feature 1 ("age") immutable."""
+    meta = {"classes": [0, 1], "bounds": {"lower": lo.tolist(), "upper": hi.tolist()},
+            "protected": [IMMUTABLE_FEATURE]}
+    return Dataset("fig1", X, y, X[:0], y[:0], X[:0], y[:0], meta)
 
 
 def search_paths(model, x0: torch.Tensor, t: torch.Tensor, cfg: SearchConfig, lo, hi,
@@ -93,58 +114,54 @@ def search_paths(model, x0: torch.Tensor, t: torch.Tensor, cfg: SearchConfig, lo
     return torch.stack(states, 1)
 
 
-def train_panel(X, y, lo, hi, objective: str, immutable: bool, config: dict) -> PanelResult:
-    """Train one Figure-1 model (objective 'CT' or 'BL') and collect its final-epoch CEs."""
-    f1 = config["figures"]["fig1"]
+def train_panel(ds: Dataset, objective: str, immutable: bool, config: dict) -> PanelResult:
+    """Train one Figure-1 model with ``ctpaper.training.train`` (objective 'CT': the full CT
+    objective of the ``protected`` family if ``immutable``, else ``free``; 'BL': vanilla) and
+    collect the CEs generated at the start of its final epoch: CT's own training CEs; for BL, which
+    generates none, CEs generated the same way from its model at that time (for plotting only)."""
+    settings = fig1_settings(config)
     seed = int(config["figures"]["seed"])
-    gen = torch.Generator().manual_seed(seed)
-    model = build_model("linear", X.shape[1], 2, init=config["model"]["init"], generator=gen)
-    opt = torch.optim.SGD(model.parameters(), lr=float(f1["lr"]))
-    cfg = search_config(config)
-    mut = torch.zeros(X.shape[1], dtype=torch.long)
-    if immutable:
-        mut[IMMUTABLE_FEATURE] = MUTABILITY_CODES["none"]
-    n = len(X)
-    batches = list(torch.split(torch.arange(n), int(f1["batch_size"])))
-    by_class = [torch.nonzero(y == k).squeeze(1) for k in range(2)]
-    n_epochs = int(f1["n_epochs"])
-    nce = max(int(f1["nce"]), len(batches))
-    for epoch in range(1, n_epochs + 1):
-        last = epoch == n_epochs
-        idx = torch.randperm(n, generator=gen)[:nce]
-        x0 = X[idx]
-        with torch.no_grad():
-            yhat = model(x0).argmax(1)
-        t = 1 - yhat
-        res = search(model, x0, t, cfg, lo, hi, mutability=mut)
-        paths = search_paths(model, x0, t, cfg, lo, hi, mut) if last else None
-        if last and not torch.allclose(paths[:, -1], res.x_cf, atol=1e-5):
-            raise RuntimeError("Figure 1: step-wise search paths do not reproduce the search result")
-        pick = torch.stack([by_class[k][torch.randint(len(by_class[k]), (1,), generator=gen)][0]
-                            for k in t.tolist()])
-        x_plus = protect(X[pick], res.x_cf, mut)
-        chunks = torch.tensor_split(torch.arange(nce), len(batches))
-        for b, ch in zip(batches, chunks):
-            loss = LOSS_WEIGHTS["clf"] * F.cross_entropy(model(X[b]), y[b])
-            if objective == "CT":
-                tc = t[ch]
-                z_ce = model(res.x_cf[ch]).gather(1, tc[:, None]).squeeze(1)
-                z_pl = model(x_plus[ch]).gather(1, tc[:, None]).squeeze(1)
-                loss = (loss + LOSS_WEIGHTS["div"] * (z_ce - z_pl).mean()
-                        + LOSS_WEIGHTS["reg"] * (z_pl ** 2 + z_ce ** 2).mean()
-                        + LOSS_WEIGHTS["adv"] * F.cross_entropy(model(res.x_adv[ch]), yhat[ch]))
-            if not torch.isfinite(loss):
-                log.warning("Figure 1: non-finite loss skipped (epoch %d)", epoch)
-                continue
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
+    family = "protected" if immutable else "free"
+    mut = ds.mutability(family)
+    mut = None if bool((mut == 0).all()) else mut
+    cfg = training.search_config(settings)
+    # the model at the start of the final epoch (its CEs and search paths); epoch 0 = the initial
+    # model, built from the seed's first draws exactly as train() builds it
+    start = {0: build_model("linear", ds.n_features, 2, init=settings["init"],
+                            generator=torch.Generator().manual_seed(seed))}
+    final_ce = {}
+
+    def on_epoch_end(epoch, model, ce):
+        if epoch == settings["n_epochs"] - 1:
+            start[0] = copy.deepcopy(model)
+        if epoch == settings["n_epochs"]:
+            final_ce["ce"] = ce
+
+    model, _ = training.train(ds, settings, "full" if objective == "CT" else "vanilla", family, seed,
+                              on_epoch_end=on_epoch_end, label="Figure 1", optimizer="sgd")
+    before = start[0]
+    ce = final_ce["ce"]
+    if ce is None:   # BL: the CEs it would have been shown, from an own generator of the seed
+        ce = training.generate_ces(before, ds.X_train, ds.y_train, settings["nce"], settings, cfg,
+                                   ds.lower, ds.upper, mut, training.ClassSampler(ds.y_train, 2), 2,
+                                   torch.Generator().manual_seed(seed))
+    return panel_result(model, before, ce, ds, cfg, mut)
+
+
+def panel_result(model, before, ce, ds: Dataset, cfg: SearchConfig, mut) -> PanelResult:
+    """The panel's statistics and the search paths of the CEs ``ce`` of factuals that ``before``
+    (the model that generated them) predicted as class 0."""
+    X, y = ds.X_train, ds.y_train
+    x0, yhat = X[ce.factual_index], ce.adv_label          # adv_label: the prediction at generation
+    paths = search_paths(before, x0, ce.target, cfg, ds.lower, ds.upper, mut)
+    if not torch.allclose(paths[:, -1], ce.x_cf, atol=1e-5):
+        raise RuntimeError("Figure 1: step-wise search paths do not reproduce the search result")
     with torch.no_grad():
         acc = float((model(X).argmax(1) == y).float().mean())
     sel = (yhat == 0).nonzero().squeeze(1)
     w = model.fc.weight.detach().numpy().astype(float)
     c = model.fc.bias.detach().numpy().astype(float)
-    ces = res.x_cf[sel]
+    ces = ce.x_cf[sel]
     with torch.no_grad():
         valid = float((model(ces).argmax(1) == 1).float().mean()) if len(ces) else float("nan")
     centre = X[y == 1].mean(0)
@@ -155,9 +172,10 @@ def train_panel(X, y, lo, hi, objective: str, immutable: bool, config: dict) -> 
 
 def compute(config: dict) -> tuple[np.ndarray, np.ndarray, dict[str, PanelResult]]:
     X, y, lo, hi = fig1_data(config)
+    ds = fig1_dataset(X, y, lo, hi)
     results = {}
     for key, objective, immutable in PANELS:
-        results[key] = train_panel(X, y, lo, hi, objective, immutable, config)
+        results[key] = train_panel(ds, objective, immutable, config)
         log.info("Figure 1 panel (%s) %s immutable=%s: train accuracy %.3f, %d CEs shown", key,
                  objective, immutable, results[key].train_acc, len(results[key].ces))
     return X.numpy(), y.numpy(), results

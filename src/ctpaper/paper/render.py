@@ -9,6 +9,11 @@ Mechanism (works with Quarto and with the pandoc fallback):
   ``figures/*.{png,pdf}`` copied from the pipeline's outputs.
 * ``paper.qmd`` uses Quarto's shortcodes ``{{< var key >}}`` and ``{{< include path >}}``. Quarto
   resolves them natively; the fallback expands them textually (``expand_shortcodes``) before pandoc.
+* Wording that depends on results (verdicts, "none"/"some" variants of a sentence) is written in the
+  paper source as Quarto conditional spans, ``[text]{.content-visible when-meta="flags.k"}`` (or
+  ``unless-meta``), one span per variant; the run decides through the booleans ``flags`` of
+  ``values.json``, written to the build's ``_metadata.yml`` (read by Quarto) and resolved textually by
+  the fallback (``resolve_conditionals``).
 * Before rendering, ``check_source`` verifies on the expanded text that every ``@fig-``/``@tbl-``
   reference has a label, every citation key is in the bibliography and every image file exists.
   After rendering, ``check_outputs`` verifies the HTML is self-contained and that no ``??`` or raw
@@ -41,6 +46,7 @@ PAPER_DIRS = ("filters", "html", "sections", "typst")
 VAR_RE = re.compile(r"\{\{<\s*var\s+([A-Za-z0-9_.\-]+)\s*>\}\}")
 INCLUDE_RE = re.compile(r"^[ \t]*\{\{<\s*include\s+(\S+?)\s*>\}\}[ \t]*$", re.M)
 SHORTCODE_RE = re.compile(r"\{\{<.*?>\}\}")
+COND_RE = re.compile(r'\]\{\.content-visible\s+(when|unless)-meta="([A-Za-z0-9_.\-]+)"\s*\}')
 # Pandoc citation syntax: '@key' not preceded by a word character (so e-mail addresses do not count).
 CITE_RE = re.compile(r"(?<![\w@/])@([A-Za-z0-9_][A-Za-z0-9_:.#$%&\-+?<>~/]*)")
 LABEL_RE = re.compile(r"\{#((?:fig|tbl|sec)-[A-Za-z0-9_\-]+)[\s}]")
@@ -67,9 +73,40 @@ def _lookup(variables: dict, key: str):
     return node
 
 
-def expand_shortcodes(text: str, variables: dict, base_dir: str | Path, _depth: int = 0) -> str:
+def _flag(meta: dict, key: str) -> bool:
+    """The boolean at dotted ``key`` of ``meta``; an absent key is false (as in Quarto)."""
+    node = meta
+    for part in key.split("."):
+        if not isinstance(node, dict) or part not in node:
+            return False
+        node = node[part]
+    if not isinstance(node, bool):
+        raise RenderError(f"conditional content on {key}, which is not a boolean flag")
+    return node
+
+
+def resolve_conditionals(text: str, meta: dict) -> str:
+    """Keep or drop every span ``[...]{.content-visible when-meta="k"}`` (``unless-meta``) by the
+    boolean ``k`` of ``meta``, as Quarto does; spans may nest (the first closing one is innermost)."""
+    while (m := COND_RE.search(text)) is not None:
+        depth, j = 1, m.start() - 1
+        while j >= 0:
+            depth += {"]": 1, "[": -1}.get(text[j], 0)
+            if depth == 0:
+                break
+            j -= 1
+        if j < 0:
+            raise RenderError(f"conditional span on {m.group(2)} has no opening bracket")
+        keep = _flag(meta, m.group(2)) == (m.group(1) == "when")
+        text = text[:j] + (text[j + 1:m.start()] if keep else "") + text[m.end():]
+    return text
+
+
+def expand_shortcodes(text: str, variables: dict, base_dir: str | Path, _depth: int = 0,
+                      meta: dict | None = None) -> str:
     """Resolve ``{{< include path >}}`` (recursively, paths relative to ``base_dir``) and
-    ``{{< var key >}}`` (dotted keys into ``variables``) the way Quarto does; unknown shortcodes fail."""
+    ``{{< var key >}}`` (dotted keys into ``variables``) the way Quarto does; unknown shortcodes fail.
+    With ``meta`` (document metadata), conditional spans are resolved too (``resolve_conditionals``)."""
     if _depth > 10:
         raise RenderError("include shortcodes nested more than 10 levels deep")
     base_dir = Path(base_dir)
@@ -82,6 +119,8 @@ def expand_shortcodes(text: str, variables: dict, base_dir: str | Path, _depth: 
 
     text = INCLUDE_RE.sub(include, text)
     text = VAR_RE.sub(lambda m: str(_lookup(variables, m.group(1))), text)
+    if meta is not None:
+        text = resolve_conditionals(text, meta)
     left = SHORTCODE_RE.findall(text)
     if left:
         raise RenderError(f"unsupported shortcodes in the paper: {sorted(set(left))}")
@@ -104,6 +143,8 @@ def assemble_build(paper_dir: str | Path, build_dir: str | Path, values: dict,
         shutil.copytree(paper_dir / name, build_dir / name)
     with open(build_dir / "_variables.yml", "w") as fh:
         yaml.safe_dump(values["vars"], fh, sort_keys=True, allow_unicode=True, width=1000)
+    with open(build_dir / "_metadata.yml", "w") as fh:   # document metadata: conditional content
+        yaml.safe_dump({"flags": values.get("flags", {})}, fh, sort_keys=True)
     for name, text in values["blocks"].items():
         (build_dir / "generated" / f"{name}.md").write_text(text.rstrip("\n") + "\n")
     for name, path in tables.items():
@@ -371,7 +412,8 @@ def render(paper_dir: str | Path, build_dir: str | Path, values_json: str | Path
     prov = read_json(provenance_json)
     write_provenance(build, prov, element_producers(build, values_json, tables, figures, producers))
     source = (build / "paper.qmd").read_text()
-    expanded = expand_shortcodes(source, values["vars"], build)
+    meta = {"flags": values.get("flags", {})}
+    expanded = expand_shortcodes(source, values["vars"], build, meta=meta)
     (build / "paper.md").write_text(expanded)
     summary = check_source(expanded, build / "references.bib", build)
     log.info("paper source: %d figures, %d tables, %d citation keys", len(summary["figures"]),

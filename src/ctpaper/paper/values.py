@@ -1,29 +1,38 @@
 """Values the paper's text quotes, computed from the run's tables, evaluation files and provenance.
 
-``compute`` returns ``{"vars": {...}, "blocks": {...}}``:
+``compute(config, PaperInputs(...))`` returns ``{"vars": {...}, "flags": {...}, "blocks": {...}}``:
 
-* ``vars`` (nested; referenced in ``paper/paper.qmd`` as ``{{< var group.key >}}``): counts, averages
-  and verdicts derived from Table 1, the performance table, the robustness files, the ``free``
-  family's counterfactuals (validity and maturity), the training logs, the IG summary and the
-  provenance record. Nothing in the paper's text that depends on results is
-  written by hand: every such number or verdict is one of these values.
-* ``blocks`` (written to ``generated/<name>.md`` and included by the paper): the reproduction notes
-  (method 10.1, each item with the setting of this run read from the config), the provenance and
-  compute section, and the MNIST sections (which include ``sections/*.qmd`` only when MNIST is part of
-  the run, since Figures 2, 4 and 5 exist only then).
+* ``vars`` (nested; referenced in ``paper/paper.qmd`` as ``{{< var group.key >}}``): counts, averages,
+  lists of dataset labels and settings derived from Table 1, the performance table, the robustness
+  files, the ``free`` family's counterfactuals (validity and maturity), the training logs, the IG
+  summary, the provenance record and ``config/published.yaml`` (the original's paper-text vs
+  published settings: ``text.<key>``, ``published.<key>``; this run's: ``setting.<key>``). Nothing in
+  the paper's text that depends on results is written by hand: every such number is one of these.
+* ``flags`` (booleans of the same nesting): the conditions the paper's wording branches on, e.g.
+  ``ip.verdicts.supports``, ``validity.ct_low``, ``repro.<note>.published``. This module computes
+  no sentences: the paper source words every case as a conditional span
+  (``[text]{.content-visible when-meta="flags.k"}``, see ``ctpaper.paper.render``).
+* ``blocks`` (written to ``generated/<name>.md`` and included by the paper): lists and tables with
+  one entry per row of a result (the notes on cells that disagree with the original, the compute
+  table with its provenance paragraph) and the includes of the MNIST sections (``sections/*.qmd``,
+  only when MNIST is part of the run, since Figures 2, 4 and 5 exist only then).
 
 Verdict rule for a claim that CT improves a metric (stated in the paper): *supports* if CT is
 significantly better (99% interval of the per-run difference excludes zero) on more than half of the
 datasets and better on average; *partly supports* if it is significantly better on at least one
-dataset and better on average; otherwise *does not support*.
+dataset and better on average; otherwise *does not support* (keys ``supports``, ``partly``,
+``not``; ``cannot`` when there is nothing to assess).
 """
 
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Iterable
 
 import pandas as pd
+import yaml
 
 from ctpaper.comparison import CLASS_TEXT, synthetic_stream_is_original
 from ctpaper.comparison import summary as comparison_summary
@@ -74,14 +83,41 @@ def duration(seconds: float) -> str:
     return f"{seconds / 3600:.2f} h"
 
 
+VERDICTS = ("supports", "partly", "not", "cannot")
+
+
 def verdict(n_sig_better: int, n_total: int, avg: float) -> str:
+    """The verdict key of the paper's rule (module doc): 'supports', 'partly' (partly supports),
+    'not' (does not support) or 'cannot' (nothing to assess); the paper's text words each key."""
     if n_total == 0 or math.isnan(avg):
-        return "cannot assess"
+        return "cannot"
     if n_sig_better > n_total / 2 and avg > 0:
         return "supports"
     if n_sig_better >= 1 and avg > 0:
-        return "partly supports"
-    return "does not support"
+        return "partly"
+    return "not"
+
+
+def verdict_flags(key: str) -> dict[str, bool]:
+    """One flag per verdict key, true for ``key`` (the paper's conditional text picks the wording)."""
+    return {k: k == key for k in VERDICTS}
+
+
+def split_flags(tree: dict) -> tuple[dict, dict]:
+    """``(values, flags)``: the booleans of the nested mapping ``tree`` (conditions the paper's text
+    branches on) moved out of it into a mapping of the same shape."""
+    values, flags = {}, {}
+    for key, node in tree.items():
+        if isinstance(node, dict):
+            v, f = split_flags(node)
+            values[key] = v
+            if f:
+                flags[key] = f
+        elif isinstance(node, bool):
+            flags[key] = node
+        else:
+            values[key] = node
+    return values, flags
 
 
 # --------------------------------------------------------------------------------------------------
@@ -116,6 +152,7 @@ def table1_values(t1: pd.DataFrame) -> dict:
             "sig_better_text": count_list([r["label"] for _, r in rows[sig & (v > 0)].iterrows()]),
             "sig_worse_text": count_list([r["label"] for _, r in rows[sig & (v < 0)].iterrows()]),
             "verdict": verdict(n_sig_better, n_total, avg),
+            "verdicts": verdict_flags(verdict(n_sig_better, n_total, avg)),
         }
     return out
 
@@ -126,7 +163,8 @@ def robustness_values(rob: pd.DataFrame) -> dict:
     per = sub.groupby(["dataset", "model"])["accuracy"].mean().unstack("model")
     clean = rob[rob["eps"] == 0].groupby(["dataset", "model"])["accuracy"].mean().unstack("model")
     if per.empty or not {CT, BL} <= set(per.columns):
-        return {"n": 0, "n_better": 0, "avg_gain_pp": "n/a", "verdict": "cannot assess",
+        return {"n": 0, "n_better": 0, "avg_gain_pp": "n/a", "verdict": "cannot",
+                "verdicts": verdict_flags("cannot"),
                 "eps_min": "n/a", "eps_max": "n/a", "better_list": "none", "max_gap_label": "n/a",
                 "max_gap_pp": "n/a"}
     gain = (per[CT] - per[BL]) * 100
@@ -148,6 +186,7 @@ def robustness_values(rob: pd.DataFrame) -> dict:
         if {CT, BL} <= set(clean.columns) else "n/a",
         # majority of datasets with higher average robust accuracy (no run-level uncertainty here)
         "verdict": verdict(n_better, len(gain), avg),
+        "verdicts": verdict_flags(verdict(n_better, len(gain), avg)),
     }
 
 
@@ -160,21 +199,16 @@ def performance_values(pt: pd.DataFrame) -> dict:
     i = drop.idxmax()
     out["max_drop_label"] = pt.loc[i, "label"]
     out["max_drop_pp"] = num(float(drop[i]), 1)
-    out["max_drop_text"] = (
-        f"the largest loss of test accuracy relative to BL is {num(float(drop[i]), 1)} percentage "
-        f"points ({pt.loc[i, 'label']})" if drop[i] > 0 else
-        "CT is at least as accurate as BL on every dataset")
+    out["ct_less_accurate"] = bool(drop[i] > 0)   # some dataset: CT (free) below BL
     out["n_within_1pp"] = int((drop.abs() <= 1.0).sum())
     out["n"] = int(len(pt))
     out["avg_drop_pp"] = num(float(drop.mean()), 1)
     single = [f"{MODEL_TEXT[model]} on {r['label']}" for _, r in pt.iterrows()
               for model in TAG.values()
               if int(r.get(f"{model}_min_pred_classes", 2)) < 2]
-    out["single_class_text"] = (
-        f"**Warning:** {join_words(single)} predict{'s' if len(single) == 1 else ''} a single "
-        f"class on the whole test set, so {'its' if len(single) == 1 else 'their'} scores describe "
-        "a degenerate classifier and should not be read as results."
-        if single else "Every model predicts more than one class on its test set.")
+    out["single_class_list"] = join_words(single)
+    out["single_class"] = bool(single)             # some model predicts one class only
+    out["single_class_one"] = len(single) == 1
     return out
 
 
@@ -185,19 +219,19 @@ MODEL_TEXT = {**{r.tag: r.text_label for r in ROLES.values()},
 
 
 def training_health_values(logs: pd.DataFrame) -> dict:
-    """How many training updates were skipped for a non-finite loss (every model's log)."""
+    """How many training updates were skipped for a non-finite loss (every model's log): whether
+    the logs record skipped updates at all (``logged``), whether any was skipped, and the model and
+    epoch with the largest skipped share."""
     if not len(logs) or "skipped_share" not in logs:
-        return {"skipped_text": "No training log records skipped updates."}
+        return {"logged": False, "skipped": False, "none_skipped": False, "n_models": 0,
+                "max_skipped_pct": "n/a", "worst_model": "n/a", "worst_label": "n/a",
+                "worst_epoch": "n/a"}
     worst = logs.loc[logs["skipped_share"].astype(float).idxmax()]
     share = float(worst["skipped_share"])
-    if share <= 0:
-        text = "No training update was skipped for a non-finite loss."
-    else:
-        n_models = int((logs.groupby(["dataset", "seed", "model"])["n_skipped"].sum() > 0).sum())
-        text = (f"Updates skipped for a non-finite loss: {n_models} model(s) skipped some; the "
-                f"largest share in one epoch is {pct(share)}% ({MODEL_TEXT[worst['model']]} on "
-                f"{LABELS[worst['dataset']]}, epoch {int(worst['epoch'])}).")
-    return {"skipped_text": text, "max_skipped_pct": pct(share)}
+    n_models = int((logs.groupby(["dataset", "seed", "model"])["n_skipped"].sum() > 0).sum())
+    return {"logged": True, "skipped": share > 0, "none_skipped": share <= 0, "n_models": n_models,
+            "max_skipped_pct": pct(share), "worst_model": MODEL_TEXT[worst["model"]],
+            "worst_label": LABELS[worst["dataset"]], "worst_epoch": int(worst["epoch"])}
 
 
 def maturity_values(logs: pd.DataFrame) -> dict:
@@ -230,29 +264,15 @@ def pct(x: float) -> str:
     return "<1" if v < 0.5 else ">99" if v >= 99.5 else f"{v:.0f}"
 
 
-def _low_clause(who: str, shares: dict[str, float]) -> str:
-    """'on A and B, none of CT's counterfactuals is mature' and variants (shares below LOW_MATURE)."""
-    labels = list(shares)
-    zero = [lab for lab, s in shares.items() if s <= 0]
-    if zero == labels:
-        return f"on {join_words(labels)}, none of {who}'s counterfactuals is mature"
-    text = (f"on {join_words(labels)}, fewer than {100 * LOW_MATURE:g}% of {who}'s counterfactuals "
-            "are mature")
-    return text + (f" (none at all on {join_words(zero)})" if zero else "")
-
-
-def _cap(text: str) -> str:
-    return text[:1].upper() + text[1:]
-
-
-def validity_values(ces: pd.DataFrame, tau: float | str, T: int | str) -> dict:
+def validity_values(ces: pd.DataFrame) -> dict:
     """Shares of valid and of mature test-time counterfactuals per dataset and model (CT, BL).
 
     ``ces``: rows of the ``free`` family's ces.parquet files (columns ``CES_COLUMNS``; ``seed`` is
     optional). A share is computed per (seed, lambda_egy, run) and then averaged, i.e. averaged over
     the energy weights and runs. Datasets on which a model's mature share is below ``LOW_MATURE`` are
-    listed, and two sentences adapt to them: which model is rarely mature where, and what that means
-    for the scores (which average over valid counterfactuals, mature or not)."""
+    listed (``ct_low_list``, ``bl_low_list``; ``*_zero_list``: none mature at all), with flags for
+    which model is rarely mature where; for those (dataset, model) pairs, the smallest share of
+    immature counterfactuals among the valid ones (``imm_pct``) and the range of valid shares."""
     keys = [k for k in ("dataset", "model", "seed", "lambda_egy", "run") if k in ces.columns]
     per_run = ces.assign(valid=ces["valid"].astype(float), mature=ces["mature"].astype(float)) \
         .groupby(keys)[["valid", "mature"]].mean()
@@ -269,55 +289,50 @@ def validity_values(ces: pd.DataFrame, tau: float | str, T: int | str) -> dict:
     low = {m: {LABELS[d]: get(d, m, "mature") for d in order if get(d, m, "mature") < LOW_MATURE}
            for m in (CT, BL)}
     pairs = [(d, m) for m in (CT, BL) for d in order if get(d, m, "mature") < LOW_MATURE]
-    if low[CT] and low[BL]:
-        low_text = _cap(_low_clause(CT, low[CT])) + "; " + _low_clause(BL, low[BL]) + "."
-    elif low[CT] or low[BL]:
-        who, other = (CT, BL) if low[CT] else (BL, CT)
-        low_text = (_cap(_low_clause(who, low[who])) + f", whereas at least {100 * LOW_MATURE:g}% of "
-                    f"{other}'s counterfactuals are mature on every dataset.")
-    else:
-        low_text = (f"On every dataset, at least {100 * LOW_MATURE:g}% of the counterfactuals of both "
-                    "CT and BL are mature, so the step budget does not keep either model's "
-                    "counterfactuals from reaching the threshold altogether.")
-    if pairs:
-        # share of the valid counterfactuals that are immature (stopped at the budget), per pair
-        sub = ces[ces["valid"].astype(bool)]
-        immature = 1 - sub.groupby(["dataset", "model"])["mature"].mean()
-        imm = [float(immature.get((d, m), math.nan)) for d, m in pairs]
-        imm = [v for v in imm if not math.isnan(v)]
-        imm_min = min(imm) if imm else math.nan
-        imm_text = ("all" if imm_min >= 1 else
-                    f"at least {math.floor(100 * imm_min)}%" if not math.isnan(imm_min) else "n/a")
-        vals = [get(d, m, "valid") for d, m in pairs]
-        lo, hi = pct(min(vals)), pct(max(vals))
-        valid_range = f"{lo}%" if lo == hi else f"{lo}–{hi}%"
-        cases = "this case" if len(pairs) == 1 else "these cases"
-        consequence = (
-            f"In {cases}, {imm_text} of the valid counterfactuals over which the scores are "
-            f"averaged stopped at the budget of {T} steps with a target probability below {tau}. "
-            f"This is consistent with flatter logits (smaller margins) of the models concerned, for "
-            f"which the plain gradient search would need more than {T} steps to reach {tau}: low "
-            f"maturity would then reflect the test-time budget rather than a failure of the search, "
-            f"which still produces valid counterfactuals for {valid_range} of the factuals in "
-            f"{cases}.")
-    else:
-        consequence = ""
     avg = share.groupby("model").mean()
 
     def mean_of(m, col):
         return pct(float(avg.loc[m, col])) if m in avg.index else "n/a"
 
-    return {
+    out = {
         "valid_text": per_dataset("valid"),
         "mature_text": per_dataset("mature"),
         "valid_ct_avg": mean_of(CT, "valid"), "valid_bl_avg": mean_of(BL, "valid"),
         "mature_ct_avg": mean_of(CT, "mature"), "mature_bl_avg": mean_of(BL, "mature"),
         "low_pct": f"{100 * LOW_MATURE:g}",
         "n_ct_low": len(low[CT]), "n_bl_low": len(low[BL]),
-        "ct_low_list": join_words(list(low[CT])), "bl_low_list": join_words(list(low[BL])),
-        "low_text": low_text,
-        "consequence_text": consequence,
+        "both_low": bool(low[CT] and low[BL]), "none_low": not pairs,
+        "ct_only_low": bool(low[CT] and not low[BL]), "bl_only_low": bool(low[BL] and not low[CT]),
+        "one_pair": len(pairs) == 1,
     }
+    for m in (CT, BL):
+        zero = [lab for lab, v in low[m].items() if v <= 0]
+        k = m.lower()
+        out.update({f"{k}_low": bool(low[m]), f"{k}_low_list": join_words(list(low[m])),
+                    f"{k}_zero_list": join_words(zero), f"{k}_all_zero": bool(low[m]) and
+                    len(zero) == len(low[m]), f"{k}_some_zero": 0 < len(zero) < len(low[m])})
+    return {**out, **_low_pair_values(ces, pairs, get)}
+
+
+def _low_pair_values(ces: pd.DataFrame, pairs: list[tuple[str, str]], get) -> dict:
+    """For the rarely mature (dataset, model) ``pairs``: the smallest share of immature (stopped at
+    the budget) counterfactuals among the valid ones, as a floored percentage ``imm_pct`` (flags
+    ``imm_all``: every valid one is immature; ``imm_undefined``: no valid one), and the range of
+    the pairs' valid shares ``valid_range`` ('40%' or '40–60%')."""
+    if not pairs:
+        return {"imm_all": False, "imm_undefined": False, "imm_some": False, "imm_pct": "n/a",
+                "valid_range": "n/a"}
+    sub = ces[ces["valid"].astype(bool)]
+    immature = 1 - sub.groupby(["dataset", "model"])["mature"].mean()
+    imm = [float(immature.get((d, m), math.nan)) for d, m in pairs]
+    imm = [v for v in imm if not math.isnan(v)]
+    imm_min = min(imm) if imm else math.nan
+    vals = [get(d, m, "valid") for d, m in pairs]
+    lo, hi = pct(min(vals)), pct(max(vals))
+    return {"imm_all": bool(imm) and imm_min >= 1, "imm_undefined": not imm,
+            "imm_some": bool(imm) and imm_min < 1,
+            "imm_pct": "n/a" if not imm else str(math.floor(100 * imm_min)),
+            "valid_range": f"{lo}%" if lo == hi else f"{lo}–{hi}%"}
 
 
 def ig_values(ig: pd.DataFrame) -> dict:
@@ -327,7 +342,7 @@ def ig_values(ig: pd.DataFrame) -> dict:
     m = cm.groupby("model")["mean"].mean()
     bl, ct = float(m.get(TAG["bl"], math.nan)), float(m.get(TAG["ct_protected"], math.nan))
     return {"mnist_bl": num(bl, 3), "mnist_ct": num(ct, 3),
-            "mnist_lower": "lower" if ct < bl else "higher" if ct > bl else "equal",
+            "ct_lower": ct < bl, "ct_higher": ct > bl, "ct_equal": ct == bl,
             "mnist_ratio": num(ct / bl, 2) if bl > 0 else "n/a"}
 
 
@@ -343,176 +358,115 @@ def _setting(value) -> str:
     return str(value)
 
 
-def synthetic_stream_note(config: dict) -> str:
-    """What ``data.synthetic.rng`` and the seeds make of the original's synthetic data."""
-    syn, seed = config["data"]["synthetic"], config["seed"]
-    here = (f"`data.synthetic.rng` = {syn['rng']}, seeds {seed['data']} / {seed['global']}, "
-            f"{syn['n_generate']:,} points")
-    if not synthetic_stream_is_original(config):
-        return (here + " (differs from the published results): the points are not the original's"
-                + ("; numpy's generator gives other blob centres" if syn["rng"] == "numpy" else ""))
-    return (here + " (as in the published results): the points, their rounding to Float32, the "
-            f"shuffle and the pool (first {syn['n_pool']:,}) and test rows (last {syn['n_test']:,}) "
-            "are the original's bit for bit (tested against outputs printed in Julia's "
-            "documentation and against regenerated points that coincide with those plotted in one "
-            "of the original's figures). Not reproducible, and "
-            "therefore drawn with numpy's generator: the pool's train/validation split (the original "
-            "draws it from Julia's process-wide generator, whose state depends on everything the "
-            "process drew before) and the MNIST class-balanced resample (specified for Julia's "
-            "stream, but with no published output to check it against)")
+def _get(config: dict, key: str):
+    """The value at dotted ``key`` of ``config``."""
+    node = config
+    for part in key.split("."):
+        node = node[part]
+    return node
 
 
-def repro_notes(config: dict, metas: dict[str, dict]) -> str:
-    """Every item of method 10.1 with the setting used in this run (read from the config)."""
-    t, e = config["train"], config["eval"]
-    free = family_eval_text(config, "free", config["datasets"])
-    prot = family_eval_text(config, "protected", config["datasets"])
-
-    def status(here, published, text=None):
-        if here == published:
-            return "as in the published results"
-        if text is not None and here == text:
-            return "as in the paper text"
-        return "differs from both"
-
-    ni = e["n_individuals"]
-    items = [
-        ("Counterfactual search step size",
-         "0.25 in the text (Notes 1 and 2); 0.1 in the published results everywhere, so the "
-         "learning-rate tuning grid did not actually vary it",
-         f"`ce.lr` = {_setting(config['ce']['lr'])} ({status(config['ce']['lr'], 0.1, 0.25)}); "
-         "the appendix grids are not part of this pipeline"),
-        ("Domain bounds", "n_sigma = 3 in the text; 2 in the published results",
-         f"`data.domain_n_sigma` = {_setting(config['data']['domain_n_sigma'])} "
-         f"({status(config['data']['domain_n_sigma'], 2, 3)})"),
-        ("MMD length-scale", "0.5 in the text; 5.0 in the published results",
-         f"`eval.mmd.length_scale` = {_setting(e['mmd']['length_scale'])} "
-         f"({status(e['mmd']['length_scale'], 5.0, 0.5)})"),
-        ("MMD reference set", "the entire training subset of the target class in the text; at most "
-         "100 target-class test rows against at most 100 counterfactuals per (model, λ_egy, run, "
-         "target) group in the published results",
-         f"`eval.mmd.reference` = {e['mmd']['reference']} with `eval.mmd.n_samples` = "
-         f"{e['mmd']['n_samples']} ({status(e['mmd']['reference'], 'sample', 'train_all')})"),
-        ("Maturity", "\"exhausted all T iterations or converged\" in the text; threshold reached "
-         "within T (immature counterfactuals replaced by x+) in the published results",
-         f"`train.maturity` = {t['maturity']} "
-         f"({status(t['maturity'], 'threshold', 'threshold_or_exhausted')})"),
-        ("Label of the adversarial loss", "the true label in Eq. 4; the model's prediction at "
-         "generation time in the published results",
-         f"`train.adv_label` = {t['adv_label']} ({status(t['adv_label'], 'predicted', 'true')})"),
-        ("Radius of nascent adversarial examples", "no value and a strict \"<\" in the text; "
-         "ε = 0.3 (L∞, inclusive, the factual itself included) in the published results",
-         f"`train.adv_eps` = {_setting(t['adv_eps'])}, `train.adv_eps_strict` = "
-         f"{_setting(t['adv_eps_strict'])} "
-         f"({status((t['adv_eps'], t['adv_eps_strict']), (0.3, False))})"),
-        ("Ridge term", "an \"l2-norm of the energies\" in the text; the per-counterfactual sum of "
-         "the two squared target logits, averaged, in the published results",
-         f"`train.ridge_form` = {t['ridge_form']} ({status(t['ridge_form'], 'sum_sq', 'l2_norm')})"),
-        ("Counterfactual generation frequency", "per training iteration in Algorithm 1; once per "
-         "epoch, chunked over unshuffled batches, in the published results",
-         f"`train.ce_frequency` = {t['ce_frequency']} ({status(t['ce_frequency'], 'epoch', 'batch')})"),
-        ("Test-time cost weight", "λ_cst = 0.001 in Note 2; 0.0 in the published results (Note 2's "
-         "τ = 0.75 and T = 30 are not used at test time; see the next two items for τ and T)",
-         f"`eval.lambda_cst` = {_setting(e['lambda_cst'])} ({status(e['lambda_cst'], 0.0, 0.001)}); "
-         f"`free` family τ = {free['tau']}, T = {free['T']}"),
-        ("Evaluation size of the `free` family (IP, IP\\*)", "5 runs × 100 individuals in Note 2; "
-         "100 runs × 250 / 100 / 25 individuals per λ_egy (synthetic / tabular / MNIST) in the "
-         "appendix text (the original's committed configurations of these evaluations are stale)",
-         f"`eval.n_runs` = {e['n_runs']}, `eval.n_individuals` = {ni['synthetic']} / {ni['tabular']} "
-         f"/ {ni['image']}; `free` family: {free['n_runs']} runs × {free['n_individuals']} "
-         f"({status((free['n_runs'], free['n_individuals']), ('100', '250 / 100 / 25'), ('5', '100 / 100 / 100'))})"),
-        ("Test-time threshold and size of the `protected` (Cost) evaluations", "τ = 0.95 in Note 2 "
-         "and 100 rounds for every column in the caption of Table 1; the original's committed "
-         "evaluation configurations of the mutability experiments "
-         "(`paper/experiments/evaluations/final_run/mutability/mlp/<dataset>/evaluation/"
-         "evaluation_{1..5}/eval_config.toml`, added 2025-07-04) use τ = 0.5 for CH, Credit, GMSC "
-         "and MNIST and 0.95 for Adult, T = 50, 50 runs and 100 individuals per λ_egy (50 for "
-         "MNIST). Its synthetic configurations there are stale (March versions); all protected "
-         "evaluations it committed for its other models use τ = 0.5, so τ = 0.5 and 50 runs for "
-         "the synthetic data are an inference",
-         f"`eval.families.protected`: τ = {prot['tau']}, T = {prot['T']}, {prot['n_runs']} runs × "
-         f"{prot['n_individuals']} individuals per λ_egy ({prot['kinds']})"),
-        ("IP reference rows", "not stated in the text; the original's implementation "
-         "(CounterfactualExplanations.jl, `find_potential_neighbours`) draws them afresh for every "
-         "counterfactual: a class-balanced resample with replacement of min(N, 1000) test rows, "
-         "then 1000 draws with replacement among those of the target class",
-         f"`eval.ip.reference` = {e['ip']['reference']} with `eval.ip.n_balanced` = "
-         f"{e['ip']['n_balanced']} and `eval.ip.n_ref` = {e['ip']['n_ref']} "
-         f"({status((e['ip']['reference'], e['ip']['n_balanced'], e['ip']['n_ref']), ('per_ce', 1000, 1000))})"),
-        ("The ± of Table 1", "\"standard errors\" in the main text and \"two standard deviations\" "
-         "in Appendix C.2; 100 × one standard deviation of the per-run CT/BL ratios in the "
-         "published results",
-         f"`tables.pm_rule` = {config['tables']['pm_rule']} "
-         f"({status(config['tables']['pm_rule'], 'sd')})"),
-        ("Test-set sizes of Table 2", "the original prints round(0.2 × n_train) as \"No. Test\" and "
-         "a Credit pool of 10617 (the pool has 10618 rows)",
-         "@tbl-table2 prints the test sets actually used: " + join_words(
-             [f"{LABELS[d]} {metas[d]['n_test']}" for d in TABLE_ORDER if d in metas])
-         + (f"; Credit pool {metas['credit']['n_pool']}" if "credit" in metas else "")),
-        ("Figure 1", "its own setting (linear model, Generic search, a fixed number of steps, no "
-         "ridge term) and the **second** feature protected, whereas the main experiments protect "
-         "the first",
-         "as described in the proof-of-concept section: " + ", ".join(
-             f"{k} = {_setting(v)}" for k, v in config["figures"]["fig1"].items())),
-        ("Figure 3 caption", "says \"non-synthetic datasets\" but all nine datasets are plotted",
-         "@fig-fig3 shows every configured dataset: " + join_words(
-             [LABELS[d] for d in TABLE_ORDER if d in config["datasets"]])),
-        ("FGSM perturbation size", "ε = 0.03 in Appendix B.5.1; Figure 3 uses ε in "
-         "linspace(0, 0.1, 10)",
-         "`robust.eps_grid` = linspace({start:g}, {stop:g}, {num})".format(**config["robust"]["eps_grid"])
-         + f"; `robust.eps_single` = {_setting(config['robust']['eps_single'])} (text only)"),
-        ("Synthetic data", "the text names the generators only; the published results drew them with "
-         "Julia 1.11's Xoshiro256++ generator (`Xoshiro(42)` through TaijaData 1.1.7 and MLJBase "
-         "0.21.14, 100,000 points each) and shuffled them with `Xoshiro(2025)`",
-         synthetic_stream_note(config)),
-    ]
-    lines = []
-    for i, (title, paper, here) in enumerate(items, 1):
-        lines.append(f"{i}. **{title}.** Original: {paper}. This run: {here}.")
-    return "\n".join(lines) + "\n"
+def _nest(flat: dict[str, object]) -> dict:
+    """``{"a.b": v}`` -> ``{"a": {"b": v}}``."""
+    out: dict = {}
+    for key, value in flat.items():
+        *head, last = key.split(".")
+        node = out
+        for part in head:
+            node = node.setdefault(part, {})
+        node[last] = value
+    return out
 
 
-def provenance_block(prov: dict) -> str:
-    pk = prov["packages"]
-    pk_text = ", ".join(f"{k} {v}" for k, v in pk.items() if v != "absent")
-    dirty = {True: " (with uncommitted or untracked changes in the working tree)", False: "",
-             None: ""}[prov.get("git_dirty")]
-    commit = prov.get("git_commit") or "unknown (not a git checkout)"
-    lines = [
-        f"This document was generated by the pipeline from configuration hash "
-        f"`{prov['config_hash']}` at git commit `{commit}`{dirty}, with Python {prov['python']} on "
-        f"{prov['platform']}. Package versions: {pk_text}.",
-        "",
-        f"The pipeline's {prov['n_jobs']} benchmarked jobs took {duration(prov['total_cpu_s'])} of CPU "
-        f"time and {duration(prov['total_wall_s'])} of summed wall time; the largest resident memory "
-        f"of a single job was {num(prov['peak_rss_mb'], 0)} MB. @tbl-compute breaks this down by "
-        "rule (from Snakemake's benchmark files; the steps that render this document are not "
-        "included).",
-        "",
-    ]
+def _quoted(value):
+    """A value of config/published.yaml as the paper prints it: as written there ('5.0' stays
+    '5.0'), booleans in YAML spelling, mappings element-wise, no value as 'none'."""
+    if isinstance(value, dict):
+        return {k: _quoted(v) for k, v in value.items()}
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return "none" if value is None else str(value)
+
+
+def _settings_tree(node):
+    """Every scalar setting of a config (sub)tree, formatted as the paper prints settings."""
+    if isinstance(node, dict):
+        return {k: _settings_tree(v) for k, v in node.items() if not isinstance(v, list)}
+    return "null" if node is None else _setting(node)
+
+
+def load_published(path: str | Path) -> list[dict]:
+    """The entries of config/published.yaml (a source file of the project, not a pipeline output)."""
+    with open(path) as fh:
+        return yaml.safe_load(fh)["settings"]
+
+
+def published_values(config: dict, published: list[dict]) -> dict:
+    """The reproduction notes' values: the paper-text and published values of every entry of
+    config/published.yaml (``text.<key>``, ``published.<key>``), this run's settings
+    (``setting.<key>``, every scalar of the config) and, per note, whether this run's values of all
+    its keys are the published ones, the text's ones, or neither (flags ``repro.<note>.*``)."""
+    notes: dict[str, list[dict]] = {}
+    for entry in published:
+        notes.setdefault(entry["note"], []).append(entry)
+    status = {}
+    for note, entries in notes.items():
+        pub = all(_get(config, e["key"]) == e["published"] for e in entries)
+        text = not pub and all(e["text"] is not None and _get(config, e["key"]) == e["text"]
+                               for e in entries)
+        status[note] = {"published": pub, "text": text, "differs": not (pub or text)}
+    return {"text": _nest({e["key"]: _quoted(e["text"]) for e in published}),
+            "published": _nest({e["key"]: _quoted(e["published"]) for e in published}),
+            "setting": _settings_tree(config), "repro": status}
+
+
+def repro_run_values(config: dict, metas: dict[str, dict]) -> dict:
+    """The run-specific facts of the reproduction notes: test-set sizes (Table 2), Figure 1's
+    settings, the synthetic data's sizes and whether its stream is the original's."""
+    syn = config["data"]["synthetic"]
+    return {
+        "test_sizes": join_words([f"{LABELS[d]} {metas[d]['n_test']}" for d in TABLE_ORDER
+                                  if d in metas]),
+        "has_credit": "credit" in metas,
+        "credit_pool": metas["credit"]["n_pool"] if "credit" in metas else "n/a",
+        "fig1_settings": ", ".join(f"{k} = {_setting(v)}" for k, v in config["figures"]["fig1"].items()),
+        "n_generate": f"{syn['n_generate']:,}", "n_pool": f"{syn['n_pool']:,}",
+        "n_test": f"{syn['n_test']:,}",
+        "synthetic_original": synthetic_stream_is_original(config),
+        "synthetic_numpy": syn["rng"] == "numpy",
+    }
+
+
+def provenance_values(prov: dict) -> dict:
+    """The provenance record as the paper quotes it: commit, environment, package versions and the
+    compute totals (flags ``git``: run from a git checkout; ``dirty``: with uncommitted changes)."""
+    return {
+        "config_hash": prov["config_hash"], "commit": prov.get("git_commit") or "n/a",
+        "git": bool(prov.get("git_commit")), "dirty": prov.get("git_dirty") is True,
+        "python": prov["python"], "platform": prov["platform"],
+        "packages": ", ".join(f"{k} {v}" for k, v in prov["packages"].items() if v != "absent"),
+        "n_jobs": prov["n_jobs"], "cpu": duration(prov["total_cpu_s"]),
+        "wall": duration(prov["total_wall_s"]), "peak_rss_mb": num(prov["peak_rss_mb"], 0),
+    }
+
+
+def compute_table(prov: dict) -> str:
+    """Table of compute per Snakemake rule (from the provenance record), Markdown."""
     rows = [[r["rule"].replace("_", "\\_"), str(r["jobs"]), num(r["wall_s_total"], 1),
              num(r["wall_s_max"], 1), num(r["max_rss_mb"], 0), num(r["cpu_s_total"], 1)]
             for r in prov["rules"]]
-    rows.append(["**total**", str(prov["n_jobs"]), num(prov["total_wall_s"], 1), "", 
+    rows.append(["**total**", str(prov["n_jobs"]), num(prov["total_wall_s"], 1), "",
                  num(prov["peak_rss_mb"], 0), num(prov["total_cpu_s"], 1)])
-    lines.append(markdown_table(rows, ["Rule", "Jobs", "Wall (s)", "Max job wall (s)",
-                                       "Peak RSS (MB)", "CPU (s)"], "lrrrrr",
-                                "Compute per Snakemake rule: number of jobs, summed and largest "
-                                "wall time, peak resident memory of any job and summed CPU time.",
-                                "tbl-compute"))
-    return "\n".join(lines)
+    return markdown_table(rows, ["Rule", "Jobs", "Wall (s)", "Max job wall (s)", "Peak RSS (MB)",
+                                 "CPU (s)"], "lrrrrr",
+                          "Compute per Snakemake rule: number of jobs, summed and largest wall time, "
+                          "peak resident memory of any job and summed CPU time.", "tbl-compute")
 
 
-def ip_reference_text(ip: dict) -> str:
-    """How IP's reference rows are drawn, as the paper's metric list states it."""
-    if ip["reference"] == "per_ce":
-        return (f"{ip['n_ref']} test samples of the target class drawn afresh for every "
-                f"counterfactual (with replacement, from a class-balanced resample of at most "
-                f"{ip['n_balanced']} test rows, as in the original implementation)")
-    if ip["reference"] == "fixed":
-        return (f"one fixed set of {ip['n_ref']} test samples of the target class, shared by all "
-                "counterfactuals")
-    return "all test samples of the target class"
+def ip_reference_flags(ip: dict) -> dict:
+    """Which of the three ways of drawing IP's reference rows this run uses (``eval.ip.reference``)."""
+    return {"ip_per_ce": ip["reference"] == "per_ce", "ip_fixed": ip["reference"] == "fixed",
+            "ip_exact": ip["reference"] not in ("per_ce", "fixed")}
 
 
 def comparison_values(c1: pd.DataFrame, c3: pd.DataFrame, rel_tol: float) -> dict:
@@ -541,10 +495,6 @@ def comparison_notes(c1: pd.DataFrame) -> str:
     return "\n".join(lines) + "\n"
 
 
-MNIST_ABSENT = ("MNIST is not part of this run's configuration, so the image experiments "
-                "(the MNIST counterfactual figures) are omitted.")
-
-
 # --------------------------------------------------------------------------------------------------
 # Entry point
 
@@ -565,109 +515,135 @@ def fig1_values(stats: dict) -> dict:
     return out
 
 
-def compute(config: dict, table1_csv, performance_csv, table2_csv, comparison_csv,
-            comparison_means_csv, robustness_paths, log_paths, ig_summary_paths, provenance_json,
-            fig1_stats_json, ces_paths, fig2_stats_json=None, fig4_stats_json=None,
-            fig5_stats_json=None, train_log_paths=()) -> dict:
-    """``ces_paths``: the ``free`` family's ces.parquet files (validity and maturity values);
-    ``train_log_paths``: every model's training log (skipped updates)."""
-    from ctpaper.figures.maturity import load as load_logs
+@dataclass(frozen=True)
+class PaperInputs:
+    """The files the paper's values are computed from (the paper_values rule's inputs).
 
-    t1 = read_csv(table1_csv)
-    pt = read_csv(performance_csv)
-    t2 = read_csv(table2_csv)
-    c1 = read_csv(comparison_csv, keep_default_na=False, na_values=["", "NaN", "nan"])
-    c3 = read_csv(comparison_means_csv)
-    prov = read_json(provenance_json)
-    rob = _concat(robustness_paths)
-    logs = load_logs(log_paths)
-    ig = _concat(ig_summary_paths)
-    metas = {r["dataset"]: {"n_test": int(r["n_test"]), "n_pool": int(r["n_pool"])}
-             for _, r in t2.iterrows()}
-    datasets = [d for d in TABLE_ORDER if d in config["datasets"]]
+    ``ces``: the ``free`` family's ces.parquet files (validity and maturity values); ``logs``: the CT
+    models' training logs (maturity); ``train_logs``: every model's training log (skipped updates);
+    ``published``: config/published.yaml; ``fig2_stats``..``fig5_stats``: only with MNIST."""
+
+    table1: str | Path
+    performance: str | Path
+    table2: str | Path
+    comparison: str | Path
+    comparison_means: str | Path
+    provenance: str | Path
+    fig1_stats: str | Path
+    published: str | Path
+    robustness: tuple = ()
+    logs: tuple = ()
+    ig: tuple = ()
+    ces: tuple = ()
+    train_logs: tuple = ()
+    fig2_stats: str | Path | None = None
+    fig4_stats: str | Path | None = None
+    fig5_stats: str | Path | None = None
+
+
+def run_values(config: dict, t1: pd.DataFrame, prov: dict, datasets: list[str]) -> dict:
+    """The run's settings and sizes as the paper quotes them (group ``run``)."""
     kinds = {dataset_kind(d) for d in datasets}
-    n_runs = [int(v) for m in ("ip", "ip_star", "cost") for v in t1[f"{m}_n_runs"]
-              if int(v) > 0]
+    n_runs = [int(v) for m in ("ip", "ip_star", "cost") for v in t1[f"{m}_n_runs"] if int(v) > 0]
     seeds = [int(s) for s in config["train"]["seeds"]]
-    mnist = "mnist" in datasets
     e = config["eval"]
     free = family_eval_text(config, "free", datasets)
     prot = family_eval_text(config, "protected", datasets)
-    vars_ = {
-        "run": {
-            "n_datasets": len(datasets),
-            "datasets": join_words([LABELS[d] for d in datasets]),
-            "kinds": join_words([KINDS[k].label for k in KINDS if k in kinds]),
-            "n_runs": range_text(n_runs),
-            "n_runs_free": free["n_runs"],
-            "n_runs_prot": prot["n_runs"],
-            "n_seeds": len(seeds),
-            "seeds": join_words([str(s) for s in seeds]),
-            "n_lambda": len(e["lambda_egy_grid"]),
-            "lambda_grid": ", ".join(f"{v:g}" for v in e["lambda_egy_grid"]),
-            "n_ind": free["n_individuals"],
-            "n_ind_prot": prot["n_individuals"],
-            "ind_kinds": free["kinds"],
-            "n_epochs": config["model"]["n_epochs"],
-            "hidden": config["model"]["hidden"],
-            "synthetic_n_test": config["data"]["synthetic"]["n_test"],
-            "config_hash": prov["config_hash"],
-            "git_commit": (prov.get("git_commit") or "unknown")[:12],
-            "cpu_time": duration(prov["total_cpu_s"]),
-            "ci_level": f"{100 * float(config['tables']['ci_level']):g}",
-            "pm_rule": PM_TEXT[config["tables"]["pm_rule"]],
-            "eval_tau": free["tau"],
-            "eval_T": free["T"],
-            "prot_tau": prot["tau"],
-            "prot_T": prot["T"],
-            "ce_lr": f"{config['ce']['lr']:g}",
-            "n_sigma": f"{config['data']['domain_n_sigma']:g}",
-            "mmd_l": f"{e['mmd']['length_scale']:g}",
-            "ip_n_ref": e["ip"]["n_ref"],
-            "ip_text": ip_reference_text(e["ip"]),
-            "adv_eps": f"{config['train']['adv_eps']:g}",
-        },
+    return {
+        "n_datasets": len(datasets),
+        "datasets": join_words([LABELS[d] for d in datasets]),
+        "kinds": join_words([KINDS[k].label for k in KINDS if k in kinds]),
+        "mnist": "mnist" in datasets,
+        "n_runs": range_text(n_runs), "n_runs_free": free["n_runs"], "n_runs_prot": prot["n_runs"],
+        "n_seeds": len(seeds), "seeds": join_words([str(s) for s in seeds]),
+        "n_lambda": len(e["lambda_egy_grid"]),
+        "lambda_grid": ", ".join(f"{v:g}" for v in e["lambda_egy_grid"]),
+        "n_ind": free["n_individuals"], "n_ind_prot": prot["n_individuals"],
+        "ind_kinds": free["kinds"], "prot_kinds": prot["kinds"],
+        "n_epochs": config["model"]["n_epochs"], "hidden": config["model"]["hidden"],
+        "synthetic_n_test": config["data"]["synthetic"]["n_test"],
+        "config_hash": prov["config_hash"],
+        "git_commit": (prov.get("git_commit") or "unknown")[:12],
+        "cpu_time": duration(prov["total_cpu_s"]),
+        "ci_level": f"{100 * float(config['tables']['ci_level']):g}",
+        "pm_rule": PM_TEXT[config["tables"]["pm_rule"]],
+        "eval_tau": free["tau"], "eval_T": free["T"], "prot_tau": prot["tau"], "prot_T": prot["T"],
+        "ce_lr": f"{config['ce']['lr']:g}",
+        "n_sigma": f"{config['data']['domain_n_sigma']:g}",
+        "mmd_l": f"{e['mmd']['length_scale']:g}",
+        "ip_n_ref": e["ip"]["n_ref"], "ip_n_balanced": e["ip"]["n_balanced"],
+        **ip_reference_flags(e["ip"]),
+        "adv_eps": f"{config['train']['adv_eps']:g}",
+    }
+
+
+def mnist_values(inputs: PaperInputs) -> dict:
+    """Counts of Figures 2, 4 and 5 (MNIST runs only)."""
+    f2, f4, f5 = (read_json(p) for p in (inputs.fig2_stats, inputs.fig4_stats, inputs.fig5_stats))
+    return {"fig2s": {"bl_valid": f2[TAG["bl"]]["n_valid"],
+                      "ct_valid": f2[TAG["ct_protected"]]["n_valid"]},
+            "fig45": {"ct_valid": f4["n_valid"], "bl_valid": f5["n_valid"], "n_pairs": f4["n_pairs"]}}
+
+
+def compute(config: dict, inputs: PaperInputs) -> dict:
+    """``{"vars", "flags", "blocks"}`` of the paper (module doc) from the run's files ``inputs``."""
+    from ctpaper.figures.maturity import load as load_logs
+
+    t1 = read_csv(inputs.table1)
+    c1 = read_csv(inputs.comparison, keep_default_na=False, na_values=["", "NaN", "nan"])
+    prov = read_json(inputs.provenance)
+    rob = _concat(inputs.robustness)
+    ig = _concat(inputs.ig)
+    metas = {r["dataset"]: {"n_test": int(r["n_test"]), "n_pool": int(r["n_pool"])}
+             for _, r in read_csv(inputs.table2).iterrows()}
+    datasets = [d for d in TABLE_ORDER if d in config["datasets"]]
+    mnist = "mnist" in datasets
+    train_logs = load_logs(inputs.train_logs) if inputs.train_logs else pd.DataFrame()
+    tree = {
+        "run": run_values(config, t1, prov, datasets),
         **table1_values(t1),
-        "robust": robustness_values(rob) if len(rob) else robustness_values(
-            pd.DataFrame(columns=["dataset", "model", "eps", "accuracy"])),
-        "perf": performance_values(pt),
-        "maturity": maturity_values(logs),
-        "training": {**training_health_values(load_logs(train_log_paths) if train_log_paths
-                                              else pd.DataFrame()),
+        "robust": robustness_values(rob if len(rob) else
+                                    pd.DataFrame(columns=["dataset", "model", "eps", "accuracy"])),
+        "perf": performance_values(read_csv(inputs.performance)),
+        "maturity": maturity_values(load_logs(inputs.logs)),
+        "training": {**training_health_values(train_logs),
                      "max_share": _setting(config["train"]["max_skipped_share"])},
         # only the columns validity_values needs (cheap: no metric columns)
-        "validity": validity_values(_concat(ces_paths, CES_COLUMNS), free["tau"], free["T"]),
-        "cmp": comparison_values(c1, c3, float(config["tables"]["compare_rel_tol"])),
+        "validity": validity_values(_concat(inputs.ces, CES_COLUMNS)),
+        "cmp": comparison_values(c1, read_csv(inputs.comparison_means),
+                                 float(config["tables"]["compare_rel_tol"])),
         "fig1": {k: _setting(v) for k, v in config["figures"]["fig1"].items()},
-        "fig1s": fig1_values(read_json(fig1_stats_json)),
+        "fig1s": fig1_values(read_json(inputs.fig1_stats)),
         "fig2": {k: _setting(v) for k, v in config["figures"]["fig2"].items()},
         "fig45": {k: _setting(v) for k, v in config["figures"]["fig45"].items()},
+        **published_values(config, load_published(inputs.published)),
     }
+    tree["repro"].update(repro_run_values(config, metas))
+    tree["prov"] = provenance_values(prov)
     if mnist:
-        f2 = read_json(fig2_stats_json)
-        vars_["fig2s"] = {"bl_valid": f2[TAG["bl"]]["n_valid"],
-                          "ct_valid": f2[TAG["ct_protected"]]["n_valid"]}
-        f4 = read_json(fig4_stats_json)
-        f5 = read_json(fig5_stats_json)
-        vars_["fig45"].update(ct_valid=f4["n_valid"], bl_valid=f5["n_valid"], n_pairs=f4["n_pairs"])
+        extra = mnist_values(inputs)
+        tree["fig2s"] = extra["fig2s"]
+        tree["fig45"].update(extra["fig45"])
     ig_v = ig_values(ig) if len(ig) else {}
     if ig_v:
-        vars_["ig"] = ig_v
+        tree["ig"] = ig_v
+    tree["run"]["mnist_ig"] = bool(mnist and ig_v)
+    vars_, flags = split_flags(tree)
     blocks = {
-        "repro_notes": repro_notes(config, metas),
         "comparison_notes": comparison_notes(c1),
-        "provenance": provenance_block(prov),
-        "mnist_plausibility": "{{< include /sections/mnist_plausibility.qmd >}}" if mnist else MNIST_ABSENT,
+        "compute": compute_table(prov),
+        "mnist_plausibility": "{{< include /sections/mnist_plausibility.qmd >}}" if mnist else "",
         "mnist_grids": "{{< include /sections/mnist_grids.qmd >}}" if mnist else "",
-        "mnist_actionability": ("{{< include /sections/mnist_actionability.qmd >}}" if mnist and ig_v
-                                else MNIST_ABSENT),
+        "mnist_actionability": "{{< include /sections/mnist_actionability.qmd >}}" if mnist and ig_v
+        else "",
     }
-    return {"vars": vars_, "blocks": blocks}
+    return {"vars": vars_, "flags": flags, "blocks": blocks}
 
 
-def write(config: dict, out_path, **inputs) -> dict:
+def write(config: dict, out_path, inputs: PaperInputs) -> dict:
+    """Compute the paper's values from ``inputs`` and write them to ``out_path`` (JSON)."""
     from ctpaper.runtime import write_json
 
-    values = compute(config, **inputs)
+    values = compute(config, inputs)
     write_json(values, out_path)
     return values
