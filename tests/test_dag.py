@@ -8,6 +8,7 @@ know fails here until the map is extended.
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 import subprocess
@@ -290,6 +291,42 @@ def test_single_family_config_is_built_or_rejected(work, families):
         return
     cfg = smk.merged_config(CONFIG, SMOKE, overlay)
     assert smk.job_stats(proc.output) == expected_jobs(cfg, "all")
+
+
+# ---- building the DAG needs neither torch nor matplotlib ----------------------------------------
+# A sitecustomize.py first on PYTHONPATH that makes the named packages unimportable and records every
+# attempt (also one that the importing code catches), so the test sees any import, not only a crash.
+_BLOCK_IMPORTS = """
+import os, sys
+class _Blocked:
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] in ("torch", "matplotlib"):
+            with open(os.environ["CTPAPER_BLOCKED_LOG"], "a") as fh:
+                fh.write(name + "\\n")
+            raise ImportError(f"{name} is blocked by the test (the DAG must not import it)")
+        return None
+sys.meta_path.insert(0, _Blocked())
+"""
+
+
+def test_dry_run_imports_neither_torch_nor_matplotlib(work):
+    """`snakemake -n` of the paper's full config, with torch and matplotlib unimportable: it builds
+    the whole DAG and nothing tried to import either (Snakefile, rule files and the library modules
+    they load stay light)."""
+    shim, log = work / "block_imports", work / "block_imports.log"
+    shim.mkdir(exist_ok=True)
+    (shim / "sitecustomize.py").write_text(_BLOCK_IMPORTS)
+    log.unlink(missing_ok=True)
+    env = {"PYTHONPATH": os.pathsep.join([str(shim), str(ROOT / "src")]),
+           "CTPAPER_BLOCKED_LOG": str(log)}
+    probe = subprocess.run([*_python(), "-c", "import torch"], env={**os.environ, **env},
+                           capture_output=True, text=True)
+    assert probe.returncode != 0 and log.read_text() == "torch\n", "the import blocker does not work"
+    log.unlink()
+    proc = smk.check(smk.run(["all", "-n"], work / "no_torch", [CONFIG], env=env), "dry run without torch")
+    assert smk.job_stats(proc.output) == expected_jobs(smk.merged_config(CONFIG), "all")
+    tried = sorted(set(log.read_text().split())) if log.exists() else []
+    assert not tried, f"building the DAG imported {tried}"
 
 
 # ---- rule graph ----------------------------------------------------------------------------------

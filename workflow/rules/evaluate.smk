@@ -9,9 +9,7 @@
 # machine): peak RSS <= 0.56 GB (non-MNIST) and <= 0.93 GB (MNIST); wall time <= 15 s per job except
 # ig_summary/mnist (~60 s, ~110 s under load). The whole stage (47 jobs) takes ~2.5 min on 2 cores.
 
-from ctpaper.evaluation.attributions import IG_MODELS  # noqa: E402
-from ctpaper.evaluation.performance import PERFORMANCE_MODELS  # noqa: E402
-from ctpaper.evaluation.robustness import ROBUSTNESS_MODELS  # noqa: E402
+from ctpaper.evaluation.roles import IG_MODELS, PERFORMANCE_MODELS, ROBUSTNESS_MODELS  # noqa: E402
 
 # IG outputs that are not in common.smk's EVAL_FILES; the `evaluate` target should include them.
 EVAL_EXTRA_FILES = [IG_SUMMARY.format(dataset=d, seed=s) for d in DATASETS for s in SEEDS] + (

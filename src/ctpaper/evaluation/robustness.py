@@ -12,12 +12,11 @@ import torch
 import torch.nn.functional as F
 
 from ctpaper.evaluation.metrics import predict
+from ctpaper.evaluation.roles import ROBUSTNESS_MODELS  # noqa: F401 (re-exported)
 
 log = logging.getLogger("ctpaper.evaluation")
 
 ROBUSTNESS_COLUMNS = ["dataset", "seed", "model", "eps", "accuracy"]
-# model label in robustness.parquet -> model directory name (the `free` family, method 6.8)
-ROBUSTNESS_MODELS = {"BL": "bl", "CT": "ct_free"}
 
 
 def fgsm_direction(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor,
