@@ -20,6 +20,7 @@ from ctpaper.config import (  # noqa: E402
     validate as validate_config,
 )
 from ctpaper.config_reads import reads_hash  # noqa: E402
+from ctpaper.preflight import describe_workflow_error  # noqa: E402
 
 # Snakemake's script directive does not quote the interpreter's or the script's path, so a path
 # with whitespace makes every job fail with exit code 127; refuse it up front instead.
@@ -37,7 +38,8 @@ for _what, _path in (
 try:
     validate_config(config)
 except ConfigError as err:
-    raise WorkflowError(str(err)) from None
+    _sources = (workflow.configfiles, workflow.overwrite_configfiles, workflow.config_settings.config)
+    raise WorkflowError(describe_workflow_error(err, *_sources)) from None
 
 R = config["paths"]["results"]
 DATASETS = list(config["datasets"])
