@@ -155,6 +155,16 @@ def producers(paths):
 # (kept out of the rule files, since `snakemake --lint` objects to functions mixed with rules)
 
 
+# every rule: resources are declared once, in the rules (profiles/slurm only groups the jobs)
+def retried(value):
+    """A mem_mb or runtime request (a number, or a function of the wildcards) times the attempt: a
+    job retried after it was killed for time or memory (profiles/slurm: restart-times) asks for
+    twice as much. Locally (no retries) the request is the value itself."""
+    if callable(value):
+        return lambda wildcards, attempt: value(wildcards) * attempt
+    return lambda wildcards, attempt: value * attempt
+
+
 # data.smk
 def prepare_data_input(wildcards):
     if dataset_kind(wildcards.dataset) == "synthetic":

@@ -34,8 +34,8 @@ rule evaluate_ces:
         "../envs/ctpaper.yaml"
     threads: 1
     resources:
-        mem_mb=_mem_mb(1500, 2000),
-        runtime=15,
+        mem_mb=retried(_mem_mb(1500, 2000)),
+        runtime=retried(15),
     params:
         config_reads=reads("evaluate_ces"),
     script:
@@ -57,8 +57,8 @@ rule robustness:
         "../envs/ctpaper.yaml"
     threads: 1
     resources:
-        mem_mb=_mem_mb(1000, 1500),
-        runtime=5,
+        mem_mb=retried(_mem_mb(1000, 1500)),
+        runtime=retried(5),
     params:
         config_reads=reads("robustness"),
     script:
@@ -80,8 +80,8 @@ rule performance:
         "../envs/ctpaper.yaml"
     threads: 1
     resources:
-        mem_mb=_mem_mb(1000, 1500),
-        runtime=5,
+        mem_mb=retried(_mem_mb(1000, 1500)),
+        runtime=retried(5),
     params:
         config_reads=reads("performance"),
     script:
@@ -105,8 +105,8 @@ if "mnist" in DATASETS:
             "../envs/ctpaper.yaml"
         threads: 1
         resources:
-            mem_mb=1500,
-            runtime=10,
+            mem_mb=retried(1500),
+            runtime=retried(10),
         params:
             config_reads=reads("integrated_gradients"),
         script:
@@ -129,8 +129,8 @@ rule ig_summary:
         "../envs/ctpaper.yaml"
     threads: 1
     resources:
-        mem_mb=_mem_mb(1000, 2000),
-        runtime=15,
+        mem_mb=retried(_mem_mb(1000, 2000)),
+        runtime=retried(15),
     params:
         config_reads=reads("ig_summary"),
     script:

@@ -71,8 +71,8 @@ rule table_scores:
         "../envs/ctpaper.yaml"
     threads: 1
     resources:
-        mem_mb=2000,
-        runtime=15,
+        mem_mb=retried(2000),
+        runtime=retried(15),
     params:
         config_reads=reads("table_scores"),
     script:
@@ -102,8 +102,8 @@ rule table_settings:
         "../envs/ctpaper.yaml"
     threads: 1
     resources:
-        mem_mb=500,
-        runtime=5,
+        mem_mb=retried(500),
+        runtime=retried(5),
     params:
         config_reads=reads("table_settings"),
     script:
@@ -133,8 +133,8 @@ rule table_performance:
         "../envs/ctpaper.yaml"
     threads: 1
     resources:
-        mem_mb=500,
-        runtime=5,
+        mem_mb=retried(500),
+        runtime=retried(5),
     params:
         config_reads=reads("table_performance"),
     script:
@@ -167,8 +167,8 @@ rule table_comparison:
         "../envs/ctpaper.yaml"
     threads: 1
     resources:
-        mem_mb=500,
-        runtime=5,
+        mem_mb=retried(500),
+        runtime=retried(5),
     params:
         config_reads=reads("table_comparison"),
     script:
@@ -206,8 +206,8 @@ rule figure_fig1:
         "../envs/ctpaper.yaml"
     threads: 1
     resources:
-        mem_mb=1000,
-        runtime=15,
+        mem_mb=retried(1000),
+        runtime=retried(15),
     params:
         config_reads=reads("figure_fig1"),
     script:
@@ -241,8 +241,8 @@ if HAS_MNIST:
             "../envs/ctpaper.yaml"
         threads: 1
         resources:
-            mem_mb=1500,
-            runtime=20,
+            mem_mb=retried(1500),
+            runtime=retried(20),
         params:
             config_reads=reads("figure_fig2"),
         script:
@@ -273,8 +273,8 @@ if HAS_MNIST:
             "../envs/ctpaper.yaml"
         threads: 1
         resources:
-            mem_mb=1500,
-            runtime=15,
+            mem_mb=retried(1500),
+            runtime=retried(15),
         params:
             config_reads=reads("figure_fig45"),
         script:
@@ -302,8 +302,8 @@ rule figure_fig3:
         "../envs/ctpaper.yaml"
     threads: 1
     resources:
-        mem_mb=800,
-        runtime=5,
+        mem_mb=retried(800),
+        runtime=retried(5),
     params:
         config_reads=reads("figure_fig3"),
     script:
@@ -331,8 +331,8 @@ rule figure_maturity:
         "../envs/ctpaper.yaml"
     threads: 1
     resources:
-        mem_mb=800,
-        runtime=5,
+        mem_mb=retried(800),
+        runtime=retried(5),
     params:
         config_reads=reads("figure_maturity"),
     script:
@@ -367,8 +367,8 @@ rule provenance:
         "../envs/ctpaper.yaml"
     threads: 1
     resources:
-        mem_mb=500,
-        runtime=5,
+        mem_mb=retried(500),
+        runtime=retried(5),
     params:
         bench_dir=BENCH,
         config_reads=reads("provenance"),
@@ -403,8 +403,8 @@ rule paper_values:
         "../envs/ctpaper.yaml"
     threads: 1
     resources:
-        mem_mb=800,
-        runtime=5,
+        mem_mb=retried(800),
+        runtime=retried(5),
     params:
         config_reads=reads("paper_values"),
     script:
@@ -432,8 +432,8 @@ rule render_paper:
         "../envs/ctpaper.yaml"
     threads: 1
     resources:
-        mem_mb=1500,
-        runtime=20,
+        mem_mb=retried(1500),
+        runtime=retried(20),
     params:
         build_dir=f"{R}/paper/build",
         config_reads=reads("render_paper"),
