@@ -165,6 +165,13 @@ def retried(value):
     return lambda wildcards, attempt: value * attempt
 
 
+# report.smk
+def benchmark_dirs(wildcards):
+    """{rule: the directory of its benchmark files} for every rule that writes them (the
+    provenance rule passes it on, so the library never derives a rule name from a path)."""
+    return {r.name: os.path.dirname(str(r.benchmark)) for r in workflow.rules if r.benchmark}
+
+
 # data.smk
 def prepare_data_input(wildcards):
     if dataset_kind(wildcards.dataset) == "synthetic":

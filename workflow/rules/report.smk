@@ -34,13 +34,12 @@ PAPER_VALUES = f"{R}/paper/values.json"
 ORIGINAL_RESULTS = project_path("config", "original_results.yaml")
 
 
-CT_LOGS = [
-    MODEL_LOG.format(dataset=d, seed=s, model=m)
-    for d in DATASETS
-    for s in SEEDS
-    for m in MODELS
-    if m.startswith("ct_")
-]
+# training logs and who they belong to: (dataset, seed, model) in the order of the inputs, passed to
+# the scripts as params so that the library never reads these out of the paths
+TRAIN_LOG_IDS = [(d, s, m) for d in DATASETS for s in SEEDS for m in MODELS]
+CT_LOG_IDS = [i for i in TRAIN_LOG_IDS if i[2].startswith("ct_")]
+CT_LOGS = [MODEL_LOG.format(dataset=d, seed=s, model=m) for d, s, m in CT_LOG_IDS]
+TRAIN_LOGS = [MODEL_LOG.format(dataset=d, seed=s, model=m) for d, s, m in TRAIN_LOG_IDS]
 IG_SUMMARIES = _all(IG_SUMMARY)
 MNIST_DATA = {k: v.format(dataset="mnist") for k, v in DATA_IN.items()}
 
@@ -334,6 +333,7 @@ rule figure_maturity:
         mem_mb=retried(800),
         runtime=retried(5),
     params:
+        log_ids=CT_LOG_IDS,
         config_reads=reads("figure_maturity"),
     script:
         "../scripts/maturity.py"
@@ -370,7 +370,8 @@ rule provenance:
         mem_mb=retried(500),
         runtime=retried(5),
     params:
-        bench_dir=BENCH,
+        bench_dirs=benchmark_dirs,
+        project=project_path(),
         config_reads=reads("provenance"),
     script:
         "../scripts/provenance.py"
@@ -389,7 +390,7 @@ rule paper_values:
         # the free family's counterfactuals: shares of valid and mature CEs per dataset and model
         ces=[p for p in _all(CES) if os.path.basename(os.path.dirname(p)) == "free"],
         logs=CT_LOGS,
-        train_logs=[f for f in MODEL_FILES if f.endswith("log.parquet")],  # skipped updates
+        train_logs=TRAIN_LOGS,  # skipped updates
         ig=IG_SUMMARIES,
         provenance=PROVENANCE,
     output:
@@ -406,6 +407,8 @@ rule paper_values:
         mem_mb=retried(800),
         runtime=retried(5),
     params:
+        log_ids=CT_LOG_IDS,
+        train_log_ids=TRAIN_LOG_IDS,
         config_reads=reads("paper_values"),
     script:
         "../scripts/paper_values.py"

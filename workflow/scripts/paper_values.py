@@ -7,9 +7,12 @@ with rule_context(snakemake) as log:  # noqa: F821 - injected by Snakemake's scr
     smk = snakemake  # noqa: F821
     inp = smk.input
     optional = {f"{n}_stats_json": inp.get(f"{n}_stats") for n in ("fig2", "fig4", "fig5")}
+    # training logs by (dataset, seed, model): the rule passes who each log belongs to
+    ct_logs = dict(zip(smk.params.log_ids, inp.logs, strict=True))
+    train_logs = dict(zip(smk.params.train_log_ids, inp.train_logs, strict=True))
     values.write(smk.config, smk.output[0], table1_csv=inp.table1, performance_csv=inp.performance,
                  table2_csv=inp.table2, comparison_csv=inp.comparison,
                  comparison_means_csv=inp.comparison_means, robustness_paths=list(inp.robustness),
-                 log_paths=list(inp.logs), ig_summary_paths=list(inp.ig), ces_paths=list(inp.ces),
+                 log_paths=ct_logs, ig_summary_paths=list(inp.ig), ces_paths=list(inp.ces),
                  provenance_json=inp.provenance, fig1_stats_json=inp.fig1_stats,
-                 train_log_paths=list(inp.train_logs), **optional)
+                 train_log_paths=train_logs, **optional)

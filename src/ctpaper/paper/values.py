@@ -567,7 +567,8 @@ def compute(config: dict, table1_csv, performance_csv, table2_csv, comparison_cs
             fig1_stats_json, ces_paths, fig2_stats_json=None, fig4_stats_json=None,
             fig5_stats_json=None, train_log_paths=()) -> dict:
     """``ces_paths``: the ``free`` family's ces.parquet files (validity and maturity values);
-    ``train_log_paths``: every model's training log (skipped updates)."""
+    ``log_paths``: the CT models' training logs and ``train_log_paths`` every model's (skipped
+    updates), both ``{(dataset, seed, model): log.parquet}``."""
     from ctpaper.figures.maturity import load as load_logs
 
     t1 = read_csv(table1_csv)
