@@ -314,3 +314,17 @@ def test_truncated_parquet_and_nan_model_are_never_used(private_results):
     assert proc.returncode != 0 and not perf.exists()
     assert f"{model}: model parameters fc2.weight are non-finite" in proc.output, proc.output[-3000:]
     assert "Traceback" not in proc.output
+
+
+def test_a_bad_key_is_attributed_to_the_file_whose_value_is_used():
+    """The file named for a bad key is the last one that sets that key, not one that only sets a
+    sibling in the same section."""
+    from ctpaper.preflight import key_source
+
+    sources = [("config.yaml", {"eval": {"tau": 1.5, "T": 10}, "datasets": ["ls"]}),
+               ("overlay.yaml", {"eval": {"T": 5}}), ("--config", {"datasets": ["ls", "lsat"]})]
+    assert key_source("eval.tau", sources) == "config.yaml"
+    assert key_source("eval.T", sources) == "overlay.yaml"
+    assert key_source("eval", sources) == "overlay.yaml"
+    assert key_source("datasets.1", sources) == "--config"
+    assert key_source("model.lr", sources) is None

@@ -24,18 +24,24 @@ from ctpaper.config import ConfigError, deep_merge, read_yaml, validate
 # (--directory) and uses it as the base that --configfile files and --config values overwrite.
 WORKFLOW_CONFIGFILE = "config/config.yaml"
 _KEY = re.compile(r"config key (\S+?):")
+_MISSING = object()
 
 
 def key_source(key: str, sources: Sequence[tuple[str, dict]]) -> str | None:
-    """The last of ``sources`` ((label, mapping) in merge order) that sets dotted ``key`` or one of
-    its parents, i.e. the file (or --config) whose value the merged config holds; None if none."""
+    """The last of ``sources`` ((label, mapping) in merge order) that sets dotted ``key`` (for a
+    section: any key in it), i.e. the file or --config whose value the merged config holds; None if
+    no source sets it (a list index such as ``datasets.1`` counts as its list's key)."""
     found = None
     for label, data in sources:
         node: Any = data
         for part in key.split("."):
+            if isinstance(node, list) and part.isdigit():
+                break
             if not isinstance(node, dict) or part not in node:
+                node = _MISSING
                 break
             node = node[part]
+        if node is not _MISSING:
             found = label
     return found
 
