@@ -143,3 +143,34 @@ def test_config_check_command(tmp_path, capsys):
     assert C.main([str(C.DEFAULT_CONFIG), str(bad)]) == 1
     assert "config key eval.tau" in capsys.readouterr().err
     assert C.main([str(C.DEFAULT_CONFIG)]) == 0
+
+
+def test_schema_ships_as_package_data_of_a_wheel(tmp_path):
+    """A non-editable install (a wheel, no checkout on sys.path) holds the schema and validates the
+    paper's config with it: the library never reads the checkout's workflow/ directory."""
+    import shutil
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    repo = Path(__file__).resolve().parents[1]
+    src = tmp_path / "src_copy"  # build from a copy: setuptools writes build/ into the tree
+    shutil.copytree(repo / "src", src / "src", ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
+    for name in ("pyproject.toml", "README.md", "LICENSE"):
+        shutil.copy(repo / name, src / name)
+    run = dict(capture_output=True, text=True, timeout=300)
+    wheel = subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation",
+                            str(src), "-w", str(tmp_path / "dist")], **run)
+    assert wheel.returncode == 0, wheel.stderr
+    site = tmp_path / "site"
+    (whl,) = (tmp_path / "dist").glob("ctpaper-*.whl")
+    inst = subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--target", str(site),
+                           str(whl)], **run)
+    assert inst.returncode == 0, inst.stderr
+    code = ("import sys; sys.path.insert(0, sys.argv[1]); from ctpaper import config as C; "
+            "assert C.SCHEMA_PATH.is_relative_to(sys.argv[1]), C.SCHEMA_PATH; "
+            "C.validate(C.read_yaml(sys.argv[2])); print(C.SCHEMA_PATH)")
+    check = subprocess.run([sys.executable, "-I", "-c", code, str(site), str(repo / "config" / "config.yaml")],
+                           cwd=tmp_path, **run)
+    assert check.returncode == 0, check.stderr
+    assert check.stdout.strip() == str(site / "ctpaper" / "config.schema.yaml")

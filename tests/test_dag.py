@@ -8,6 +8,7 @@ know fails here until the map is extended.
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 import subprocess
@@ -121,7 +122,19 @@ def local_dry(work):
     return _dry(work, "local", "all", [CONFIG])
 
 
+@pytest.fixture(scope="module")
+def smoke_local_dry(work):
+    return _dry(work, "smoke_local", "all", [CONFIG, SMOKE])
+
+
+@pytest.fixture(scope="module")
+def variant_local_dry(work, variant_dry):
+    return _dry(work, "variant_local", "evaluate", [CONFIG, SMOKE, work / "variant.yaml"])
+
+
 DRY_RUNS = ("paper_dry", "smoke_site_dry", "variant_dry")
+# each SLURM dry run and the local dry run of the same config and target
+LOCAL_OF = {"paper_dry": "local_dry", "smoke_site_dry": "smoke_local_dry", "variant_dry": "variant_local_dry"}
 
 
 # ---- profiles ------------------------------------------------------------------------------------
@@ -143,8 +156,7 @@ def test_profiles_merge_as_documented():
     assert executor == "slurm"
     assert int(latency) == test["latency-wait"] and int(jobs) == test["jobs"]
     assert int(restarts) == test["restart-times"] and status == "squeue"
-    # the site/test profile replaces default-resources as a whole: it must repeat the defaults
-    assert slurm["default-resources"].items() <= test["default-resources"].items()
+
 
 
 def _python() -> list[str]:
@@ -172,25 +184,41 @@ def _cluster_jobs(run):
     return [j for j in run["jobs"] if j.rule not in TARGET_RULES]
 
 
+def _requests(run) -> dict[tuple[str, str], tuple[int, int, int]]:
+    """{(rule, wildcards): (threads, mem_mb, runtime)} of a dry run's cluster jobs."""
+    return {(j.rule, j.wildcards): (j.threads, int(j.resources["mem_mb"]), int(j.resources["runtime"]))
+            for j in _cluster_jobs(run)}
+
+
 @pytest.mark.parametrize("dry", DRY_RUNS)
-def test_every_job_has_log_threads_and_profile_resources(dry, request):
+def test_every_job_has_log_threads_and_resources(dry, request):
     run = request.getfixturevalue(dry)
-    prof = smk.profile(SLURM_PROFILE)
     problems = []
     for job in _cluster_jobs(run):
-        res, where = job.resources, f"{job.rule}[{job.wildcards}]"
-        if "log" not in job.fields:
-            problems.append(f"{where}: no log")
-        want = {k: smk.eval_resource(v) for k, v in prof["set-resources"].get(job.rule, {}).items()}
-        for key in ("mem_mb", "runtime"):
-            if key not in res:
-                problems.append(f"{where}: no {key}")
-            elif key in want and int(res[key]) != want[key]:
-                problems.append(f"{where}: {key}={res[key]}, profile says {want[key]}")
-        if job.threads != prof["set-threads"].get(job.rule, job.threads):
-            problems.append(f"{where}: threads={job.threads}, profile says {prof['set-threads'][job.rule]}")
+        where = f"{job.rule}[{job.wildcards}]"
+        problems += [f"{where}: no log"] if "log" not in job.fields else []
+        problems += [f"{where}: no {key}" for key in ("mem_mb", "runtime") if key not in job.resources]
     assert not problems, "\n".join(problems)
     assert _cluster_jobs(run), "no cluster jobs in the dry run"
+
+
+def test_resources_are_declared_only_in_the_rules():
+    """Threads, mem_mb and runtime live in the rules; the SLURM profile (and a site profile such as
+    the test cluster's) only groups jobs and adds account/partition."""
+    for name in (SLURM_PROFILE, TEST_PROFILE, "profiles/default"):
+        prof = smk.profile(name)
+        assert not {"set-resources", "set-threads", "resources"} & set(prof), name
+        assert not {"mem_mb", "runtime", "threads"} & set(prof.get("default-resources") or {}), name
+
+
+@pytest.mark.parametrize("dry", DRY_RUNS)
+def test_slurm_jobs_request_what_the_rules_declare(dry, request):
+    """Every job of a SLURM dry run requests exactly the threads, mem_mb and runtime of the same job
+    in a local dry run (same config, same target): the cluster cannot diverge from the rules."""
+    slurm, local = _requests(request.getfixturevalue(dry)), _requests(request.getfixturevalue(LOCAL_OF[dry]))
+    assert slurm.keys() == local.keys()
+    differ = {k: (slurm[k], local[k]) for k in slurm if slurm[k] != local[k]}
+    assert not differ, f"(threads, mem_mb, runtime) SLURM vs local: {differ}"
 
 
 @pytest.mark.parametrize("dry", ["paper_dry", "smoke_site_dry"])
@@ -220,31 +248,9 @@ def test_slurm_jobs_are_dataset_groups(dry, request):
     assert n_slurm == -(-len(datasets) // per_job)
 
 
-def test_profile_matches_the_rules_declarations(local_dry):
-    """profiles/slurm requests at least the mem_mb/runtime each rule declares (from measurements) and
-    exactly its threads (results must not depend on where a job ran)."""
-    prof = smk.profile(SLURM_PROFILE)
-    problems, table = [], {}
-    for job in _cluster_jobs(local_dry):
-        res = job.resources
-        want = {k: smk.eval_resource(v) for k, v in prof["set-resources"].get(job.rule, {}).items()}
-        table.setdefault(job.rule, set()).add((job.threads, int(res["mem_mb"]), int(res["runtime"])))
-        if job.threads != prof["set-threads"].get(job.rule):
-            problems.append(f"{job.rule}: rule threads {job.threads} != profile {prof['set-threads'].get(job.rule)}")
-        for key in ("mem_mb", "runtime"):
-            if key in want and want[key] < int(res[key]):
-                problems.append(f"{job.rule}[{job.wildcards}]: profile {key}={want[key]} < rule's {res[key]}")
-    print("\nrule: declared (threads, mem_mb, runtime) -> profiles/slurm (threads, mem_mb, runtime)")
-    for rule, decl in sorted(table.items()):
-        r = prof["set-resources"].get(rule, {})
-        print(f"  {rule}: {sorted(decl)} -> ({prof['set-threads'].get(rule)}, "
-              f"{smk.eval_resource(r.get('mem_mb'))}, {smk.eval_resource(r.get('runtime'))})")
-    assert not problems, "\n".join(problems)
-
-
 def test_account_and_partition_from_the_command_line(variant_dry):
     """`--default-resources slurm_account=.. slurm_partition=..` replaces the profile's
-    default-resources, but every rule's mem_mb/runtime/threads come from set-resources/set-threads."""
+    default-resources (the profiles set none), and every rule keeps its own mem_mb/runtime/threads."""
     for job in _cluster_jobs(variant_dry):
         assert job.resources.get("slurm_account") == "acct_x", job
         assert job.resources.get("slurm_partition") == "part_x", job
@@ -256,23 +262,17 @@ def test_site_profile_adds_partition(smoke_site_dry):
         assert job.resources.get("slurm_partition") == part, job
 
 
-def test_profile_covers_every_rule(work, paper_dry, smoke_site_dry, variant_dry):
-    """Every non-target rule of the workflow has set-threads and set-resources (mem_mb, runtime) in
-    profiles/slurm, the profile names no rule that does not exist, and every rule is exercised by
-    one of the dry runs above."""
+def test_every_rule_is_exercised_and_the_profile_names_only_real_rules(work, paper_dry, smoke_site_dry,
+                                                                       variant_dry):
+    """Every non-target rule of the workflow is in one of the dry runs above (so its declared
+    resources are checked) and profiles/slurm groups no rule that does not exist."""
     rules = set(smk.list_rules(work / "list_rules", [CONFIG]))
     assert rules, "snakemake --list-rules listed nothing"
     prof = smk.profile(SLURM_PROFILE)
     job_rules = {j.rule for run in (paper_dry, smoke_site_dry, variant_dry) for j in _cluster_jobs(run)}
-    work_rules = rules - TARGET_RULES
-    missing_res = sorted(r for r in work_rules
-                         if not {"mem_mb", "runtime"} <= set(prof["set-resources"].get(r, {})))
-    missing_thr = sorted(work_rules - set(prof["set-threads"]))
-    stale = sorted((set(prof["set-resources"]) | set(prof["set-threads"])) - rules)
-    unexercised = sorted(work_rules - job_rules)
-    assert not missing_res, f"profiles/slurm set-resources lacks mem_mb/runtime for {missing_res}"
-    assert not missing_thr, f"profiles/slurm set-threads lacks {missing_thr}"
-    assert not stale, f"profiles/slurm names rules that do not exist: {stale}"
+    stale = sorted(set(prof["groups"]) - rules)
+    unexercised = sorted(rules - TARGET_RULES - job_rules)
+    assert not stale, f"profiles/slurm groups rules that do not exist: {stale}"
     assert not unexercised, f"rules never in a tested DAG (add a dry run that needs them): {unexercised}"
 
 
@@ -289,6 +289,42 @@ def test_single_family_config_is_rejected(work, families):
     assert proc.returncode != 0, f"a one-family config built a DAG:\n{proc.output[-2500:]}"
     assert f"config key families: must include '{missing}'" in proc.output, proc.output[-2500:]
     assert "MissingInputException" not in proc.output
+
+
+# ---- building the DAG needs neither torch nor matplotlib ----------------------------------------
+# A sitecustomize.py first on PYTHONPATH that makes the named packages unimportable and records every
+# attempt (also one that the importing code catches), so the test sees any import, not only a crash.
+_BLOCK_IMPORTS = """
+import os, sys
+class _Blocked:
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] in ("torch", "matplotlib"):
+            with open(os.environ["CTPAPER_BLOCKED_LOG"], "a") as fh:
+                fh.write(name + "\\n")
+            raise ImportError(f"{name} is blocked by the test (the DAG must not import it)")
+        return None
+sys.meta_path.insert(0, _Blocked())
+"""
+
+
+def test_dry_run_imports_neither_torch_nor_matplotlib(work):
+    """`snakemake -n` of the paper's full config, with torch and matplotlib unimportable: it builds
+    the whole DAG and nothing tried to import either (Snakefile, rule files and the library modules
+    they load stay light)."""
+    shim, log = work / "block_imports", work / "block_imports.log"
+    shim.mkdir(exist_ok=True)
+    (shim / "sitecustomize.py").write_text(_BLOCK_IMPORTS)
+    log.unlink(missing_ok=True)
+    env = {"PYTHONPATH": os.pathsep.join([str(shim), str(ROOT / "src")]),
+           "CTPAPER_BLOCKED_LOG": str(log)}
+    probe = subprocess.run([*_python(), "-c", "import torch"], env={**os.environ, **env},
+                           capture_output=True, text=True)
+    assert probe.returncode != 0 and log.read_text() == "torch\n", "the import blocker does not work"
+    log.unlink()
+    proc = smk.check(smk.run(["all", "-n"], work / "no_torch", [CONFIG], env=env), "dry run without torch")
+    assert smk.job_stats(proc.output) == expected_jobs(smk.merged_config(CONFIG), "all")
+    tried = sorted(set(log.read_text().split())) if log.exists() else []
+    assert not tried, f"building the DAG imported {tried}"
 
 
 # ---- rule graph ----------------------------------------------------------------------------------

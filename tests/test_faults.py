@@ -160,6 +160,68 @@ def test_impossible_settings_fail_the_dry_run_naming_the_key(smoke_run, tmp_path
     assert "Traceback" not in proc.output
 
 
+# Config files on the command line: Snakemake reads them before the workflow's code runs, so the
+# workflow profile's preflight (ctpaper.preflight) checks them; one line naming the file, exit 1.
+def _messages(output: str) -> list[str]:
+    """The output's lines except Snakemake's note on the profiles it uses."""
+    return [ln for ln in output.splitlines() if ln.strip() and not ln.startswith("Using ")]
+
+
+@pytest.mark.parametrize("case", ["missing", "missing-relative", "yaml-syntax", "not-a-mapping",
+                                  "schema", "schema-via-config", "schema-several-keys"])
+def test_bad_config_file_on_the_command_line_is_one_line_naming_the_file(tmp_path, case):
+    bad = tmp_path / "bad.yaml"
+    extra: list[str] = []
+    if case == "missing":
+        expected = f"ctpaper: config file {bad} not found (looked for {bad})"
+    elif case == "missing-relative":
+        bad = Path("no_such_dir/overlay.yaml")
+        expected = (f"ctpaper: config file {bad} not found (looked for {tmp_path / bad})")
+    elif case == "yaml-syntax":
+        bad.write_text("eval:\n  n_runs: [1\n  tau: 0.5\n")
+        expected = (f"ctpaper: config file {bad}, line 3, column 6: invalid YAML "
+                    "(expected ',' or ']', but got ':')")
+    elif case == "not-a-mapping":
+        bad.write_text("- eval\n")
+        expected = f"ctpaper: config file {bad}: expected a mapping of config keys, got list"
+    elif case == "schema":
+        bad.write_text("eval:\n  tau: 1.5\n")
+        expected = ("ctpaper: config key eval.tau: 1.5 is greater than or equal to the maximum of 1 "
+                    f"(set in {bad})")
+    elif case == "schema-via-config":
+        bad.write_text("eval:\n  tau: 0.5\n")
+        extra = ["--config", "datasets=[ls,lsat]"]
+        expected = "ctpaper: config key datasets.1: 'lsat' is not one of"
+    else:
+        bad.write_text("eval:\n  tau: 1.5\nmodel:\n  n_epochs: ten\n")
+        expected = (f"ctpaper: config key eval.tau: 1.5 is greater than or equal to the maximum of 1 "
+                    f"(set in {bad}); config key model.n_epochs: 'ten' is not of type 'integer' "
+                    f"(set in {bad})")
+    files = [str(REPO / "config" / "config.yaml"), str(REPO / "config" / "smoke.yaml"), str(bad)]
+    # from another working directory (-s/-d), as a relative --configfile is resolved there
+    proc = _run(["-n", "paper", "-s", str(REPO / "Snakefile"), "-d", str(REPO), "--workflow-profile",
+                 str(REPO / "profiles" / "default"), "--configfile", *files, *extra],
+                cwd=tmp_path, timeout=120)
+    assert proc.returncode == 1, proc.output[-3000:]
+    lines = _messages(proc.output)
+    assert len(lines) == 1 and lines[0].startswith(expected), proc.output[-3000:]
+    if case == "schema-via-config":
+        assert lines[0].endswith("(set in --config)")
+
+
+def test_bad_config_without_the_workflow_profile_still_names_the_file(tmp_path):
+    """With the workflow profile switched off the Snakefile's own validation reports the key and
+    the file that set it (Snakemake's WorkflowError, no traceback)."""
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("eval:\n  tau: 1.5\n")
+    proc = _run(["-n", "paper", "--workflow-profile", "none", "--cores", "1",
+                 "--configfile", *SMOKE_FILES, str(bad)], timeout=120)
+    assert proc.returncode == 1
+    assert ("config key eval.tau: 1.5 is greater than or equal to the maximum of 1 "
+            f"(set in {bad})") in proc.output, proc.output[-3000:]
+    assert "Traceback" not in proc.output
+
+
 def _copy_checkout(dest: Path) -> Path:
     """The checkout's files (mtimes kept) and its Snakemake metadata, without results or git."""
     skip = {".git", ".venv", "results", ".snakemake", "__pycache__", ".pytest_cache", "data"}
@@ -252,3 +314,17 @@ def test_truncated_parquet_and_nan_model_are_never_used(private_results):
     assert proc.returncode != 0 and not perf.exists()
     assert f"{model}: model parameters fc2.weight are non-finite" in proc.output, proc.output[-3000:]
     assert "Traceback" not in proc.output
+
+
+def test_a_bad_key_is_attributed_to_the_file_whose_value_is_used():
+    """The file named for a bad key is the last one that sets that key, not one that only sets a
+    sibling in the same section."""
+    from ctpaper.preflight import key_source
+
+    sources = [("config.yaml", {"eval": {"tau": 1.5, "T": 10}, "datasets": ["ls"]}),
+               ("overlay.yaml", {"eval": {"T": 5}}), ("--config", {"datasets": ["ls", "lsat"]})]
+    assert key_source("eval.tau", sources) == "config.yaml"
+    assert key_source("eval.T", sources) == "overlay.yaml"
+    assert key_source("eval", sources) == "overlay.yaml"
+    assert key_source("datasets.1", sources) == "--config"
+    assert key_source("model.lr", sources) is None

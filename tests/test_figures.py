@@ -225,15 +225,14 @@ def test_fig3_robustness(tmp_path):
 def test_maturity_curves(tmp_path):
     from ctpaper.figures import maturity
 
-    paths = []
+    paths = {}  # {(dataset, seed, model): path}; the path says nothing about them
     for d in ("ls", "adult"):
         for m in ("ct_free", "ct_protected"):
-            p = tmp_path / "models" / d / "seed2025" / m / "log.parquet"
-            p.parent.mkdir(parents=True)
+            p = tmp_path / f"log_{len(paths)}.parquet"
             pd.DataFrame({"epoch": np.arange(1, 6),
                           "prop_mature": np.linspace(0.2, 0.9, 5) * (0.8 if m == "ct_free" else 1)}
                          ).to_parquet(p)
-            paths.append(p)
+            paths[(d, "2025", m)] = p
     png, pdf = tmp_path / "m.png", tmp_path / "m.pdf"
     df = maturity.make(paths, str(png), str(pdf))
     assert_image(png, pdf)

@@ -240,7 +240,7 @@ def test_provenance_aggregates_benchmarks(tmp_path, base_config):
                                    ("prepare_data", "ls", 2.0, "NA", 1.0)):
         (b / rule).mkdir(parents=True, exist_ok=True)
         (b / rule / f"{job}.tsv").write_text(header + f"{s}\t0:00:10\t{rss}\t1\t1\t1\t0\t0\t50\t{cpu}\n")
-    prov = provenance.collect(base_config, b)
+    prov = provenance.collect(base_config, {r: b / r for r in ("train_model", "prepare_data", "other")})
     rules = {r["rule"]: r for r in prov["rules"]}
     assert rules["train_model"] == {"rule": "train_model", "jobs": 2, "wall_s_total": 40.0,
                                     "wall_s_max": 30.0, "max_rss_mb": 500.0, "cpu_s_total": 38.5}
@@ -470,7 +470,8 @@ def _synthetic_results(root: Path, config: dict, datasets: list[str]) -> dict:
     rng = np.random.default_rng(0)
     (root / "tables").mkdir(parents=True)
     (root / "figures").mkdir()
-    ces_paths, perf, rob, logs, metas = [], [], [], [], []
+    ces_paths, perf, rob, metas = [], [], [], []
+    logs = {}  # {(dataset, seed, model): log.parquet}
     for d in datasets:
         for fam in ("free", "protected"):
             rows = []
@@ -496,7 +497,7 @@ def _synthetic_results(root: Path, config: dict, datasets: list[str]) -> dict:
             p = root / "models" / d / "seed2025" / m / "log.parquet"
             p.parent.mkdir(parents=True)
             pd.DataFrame({"epoch": [1, 2, 3], "prop_mature": [0.3, 0.6, 0.8]}).to_parquet(p)
-            logs.append(str(p))
+            logs[(d, "2025", m)] = str(p)
         meta = root / "data" / d / "meta.json"
         meta.parent.mkdir(parents=True)
         meta.write_text(json.dumps({"dataset": d, "n_pool": 100, "n_train": 90, "n_val": 10,
@@ -537,7 +538,7 @@ def _synthetic_results(root: Path, config: dict, datasets: list[str]) -> dict:
     bench.mkdir(parents=True)
     (bench / "ls.tsv").write_text("s\th:m:s\tmax_rss\tmax_vms\tmax_uss\tmax_pss\tio_in\tio_out\t"
                                   "mean_load\tcpu_time\n12.5\t0:00:12\t321.0\t1\t1\t1\t0\t0\t90\t11.0\n")
-    provenance.write(config, root / "benchmarks", root / "paper" / "provenance.json")
+    provenance.write(config, {"train_model": bench}, root / "paper" / "provenance.json")
     comparison.make_comparison(T / "table1.csv", T / "table3.csv",
                                REPO / "config" / "original_results.yaml", comparison.context(config),
                                T / "comparison.csv", T / "comparison_means.csv",

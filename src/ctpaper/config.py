@@ -1,7 +1,8 @@
 """Loading, merging and validating the pipeline configuration.
 
 The config is the single source of truth for the paper's settings (Notes 1-2 and Table 2). It is
-validated against ``workflow/schemas/config.schema.yaml``; errors name the offending key path.
+validated against the schema shipped with the package (``ctpaper/config.schema.yaml``, package
+data); errors name the offending key path.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from ctpaper import names
 from ctpaper.runtime import UserError
 
 ROOT = Path(__file__).resolve().parents[2]
-SCHEMA_PATH = ROOT / "workflow" / "schemas" / "config.schema.yaml"
+SCHEMA_PATH = Path(__file__).with_name("config.schema.yaml")  # package data (pyproject.toml)
 DEFAULT_CONFIG = ROOT / "config" / "config.yaml"
 
 class ConfigError(UserError, ValueError):

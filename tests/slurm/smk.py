@@ -178,16 +178,6 @@ def profile(name: str) -> dict:
         return yaml.safe_load(fh)
 
 
-def eval_resource(value, attempt: int = 1):
-    """A profile resource value as Snakemake evaluates it for ``attempt`` (int or expression)."""
-    if isinstance(value, (int, float)):
-        return value
-    try:
-        return eval(str(value), {"attempt": attempt})  # noqa: S307 - our own profile
-    except (NameError, SyntaxError):
-        return value
-
-
 def have_root() -> bool:
     return hasattr(os, "geteuid") and os.geteuid() == 0
 

@@ -21,6 +21,7 @@ from ctpaper.config import (  # noqa: E402
 )
 from ctpaper.config_reads import reads_hash  # noqa: E402
 from ctpaper import names  # noqa: E402
+from ctpaper.preflight import describe_workflow_error  # noqa: E402
 
 # Snakemake's script directive does not quote the interpreter's or the script's path, so a path
 # with whitespace makes every job fail with exit code 127; refuse it up front instead.
@@ -38,7 +39,8 @@ for _what, _path in (
 try:
     validate_config(config)
 except ConfigError as err:
-    raise WorkflowError(str(err)) from None
+    _sources = (workflow.configfiles, workflow.overwrite_configfiles, workflow.config_settings.config)
+    raise WorkflowError(describe_workflow_error(err, *_sources)) from None
 
 R = config["paths"]["results"]
 DATASETS = list(config["datasets"])
@@ -152,6 +154,23 @@ def producers(paths):
 
 # ---- input functions and resources used by the rule files ------------------------------------
 # (kept out of the rule files, since `snakemake --lint` objects to functions mixed with rules)
+
+
+# every rule: resources are declared once, in the rules (profiles/slurm only groups the jobs)
+def retried(value):
+    """A mem_mb or runtime request (a number, or a function of the wildcards) times the attempt: a
+    job retried after it was killed for time or memory (profiles/slurm: restart-times) asks for
+    twice as much. Locally (no retries) the request is the value itself."""
+    if callable(value):
+        return lambda wildcards, attempt: value(wildcards) * attempt
+    return lambda wildcards, attempt: value * attempt
+
+
+# report.smk
+def benchmark_dirs(wildcards):
+    """{rule: the directory of its benchmark files} for every rule that writes them (the
+    provenance rule passes it on, so the library never derives a rule name from a path)."""
+    return {r.name: os.path.dirname(str(r.benchmark)) for r in workflow.rules if r.benchmark}
 
 
 # data.smk

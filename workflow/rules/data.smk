@@ -20,8 +20,8 @@ rule fetch_raw:
         "../envs/ctpaper.yaml"
     threads: 1
     resources:
-        mem_mb=500,  # measured: 225 MB peak RSS (mostly the torch import of rule_context)
-        runtime=15,  # minutes; seconds when the files are local, a download is ~25 MB
+        mem_mb=retried(500),  # measured: 225 MB peak RSS (mostly the torch import of rule_context)
+        runtime=retried(15),  # minutes; seconds when the files are local, a download is ~25 MB
     params:
         config_reads=reads("fetch_raw"),
     script:
@@ -55,8 +55,8 @@ rule prepare_data:
     threads: 1
     resources:
         # measured peak RSS: mnist 460 MB, tabular <= 380 MB, synthetic 310 MB; a few seconds each
-        mem_mb=lambda wc: 1000 if dataset_kind(wc.dataset) == "image" else 800,
-        runtime=5,
+        mem_mb=retried(lambda wc: 1000 if dataset_kind(wc.dataset) == "image" else 800),
+        runtime=retried(5),
     params:
         config_reads=reads("prepare_data"),
     script:

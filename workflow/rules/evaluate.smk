@@ -9,9 +9,7 @@
 # machine): peak RSS <= 0.56 GB (non-MNIST) and <= 0.93 GB (MNIST); wall time <= 15 s per job except
 # ig_summary/mnist (~60 s, ~110 s under load). The whole stage (47 jobs) takes ~2.5 min on 2 cores.
 
-from ctpaper.evaluation.attributions import IG_MODELS  # noqa: E402
-from ctpaper.evaluation.performance import PERFORMANCE_MODELS  # noqa: E402
-from ctpaper.evaluation.robustness import ROBUSTNESS_MODELS  # noqa: E402
+from ctpaper.evaluation.roles import IG_MODELS, PERFORMANCE_MODELS, ROBUSTNESS_MODELS  # noqa: E402
 
 # IG outputs that are not in common.smk's EVAL_FILES; the `evaluate` target should include them.
 EVAL_EXTRA_FILES = [IG_SUMMARY.format(dataset=d, seed=s) for d in DATASETS for s in SEEDS] + (
@@ -36,8 +34,8 @@ rule evaluate_ces:
         "../envs/ctpaper.yaml"
     threads: 1
     resources:
-        mem_mb=_mem_mb(1500, 2000),
-        runtime=15,
+        mem_mb=retried(_mem_mb(1500, 2000)),
+        runtime=retried(15),
     params:
         config_reads=reads("evaluate_ces"),
     script:
@@ -59,8 +57,8 @@ rule robustness:
         "../envs/ctpaper.yaml"
     threads: 1
     resources:
-        mem_mb=_mem_mb(1000, 1500),
-        runtime=5,
+        mem_mb=retried(_mem_mb(1000, 1500)),
+        runtime=retried(5),
     params:
         config_reads=reads("robustness"),
     script:
@@ -82,8 +80,8 @@ rule performance:
         "../envs/ctpaper.yaml"
     threads: 1
     resources:
-        mem_mb=_mem_mb(1000, 1500),
-        runtime=5,
+        mem_mb=retried(_mem_mb(1000, 1500)),
+        runtime=retried(5),
     params:
         config_reads=reads("performance"),
     script:
@@ -107,8 +105,8 @@ if "mnist" in DATASETS:
             "../envs/ctpaper.yaml"
         threads: 1
         resources:
-            mem_mb=1500,
-            runtime=10,
+            mem_mb=retried(1500),
+            runtime=retried(10),
         params:
             config_reads=reads("integrated_gradients"),
         script:
@@ -131,8 +129,8 @@ rule ig_summary:
         "../envs/ctpaper.yaml"
     threads: 1
     resources:
-        mem_mb=_mem_mb(1000, 2000),
-        runtime=15,
+        mem_mb=retried(_mem_mb(1000, 2000)),
+        runtime=retried(15),
     params:
         config_reads=reads("ig_summary"),
     script:

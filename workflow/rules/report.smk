@@ -36,13 +36,12 @@ ORIGINAL_RESULTS = project_path("config", "original_results.yaml")
 PUBLISHED = project_path("config", "published.yaml")
 
 
-CT_LOGS = [
-    MODEL_LOG.format(dataset=d, seed=s, model=m)
-    for d in DATASETS
-    for s in SEEDS
-    for m in MODELS
-    if m.startswith("ct_")
-]
+# training logs and who they belong to: (dataset, seed, model) in the order of the inputs, passed to
+# the scripts as params so that the library never reads these out of the paths
+TRAIN_LOG_IDS = [(d, s, m) for d in DATASETS for s in SEEDS for m in MODELS]
+CT_LOG_IDS = [i for i in TRAIN_LOG_IDS if i[2].startswith("ct_")]
+CT_LOGS = [MODEL_LOG.format(dataset=d, seed=s, model=m) for d, s, m in CT_LOG_IDS]
+TRAIN_LOGS = [MODEL_LOG.format(dataset=d, seed=s, model=m) for d, s, m in TRAIN_LOG_IDS]
 IG_SUMMARIES = _all(IG_SUMMARY)
 MNIST_DATA = {k: v.format(dataset="mnist") for k, v in DATA_IN.items()}
 
@@ -73,8 +72,8 @@ rule table_scores:
         "../envs/ctpaper.yaml"
     threads: 1
     resources:
-        mem_mb=2000,
-        runtime=15,
+        mem_mb=retried(2000),
+        runtime=retried(15),
     params:
         config_reads=reads("table_scores"),
     script:
@@ -104,8 +103,8 @@ rule table_settings:
         "../envs/ctpaper.yaml"
     threads: 1
     resources:
-        mem_mb=500,
-        runtime=5,
+        mem_mb=retried(500),
+        runtime=retried(5),
     params:
         config_reads=reads("table_settings"),
     script:
@@ -135,8 +134,8 @@ rule table_performance:
         "../envs/ctpaper.yaml"
     threads: 1
     resources:
-        mem_mb=500,
-        runtime=5,
+        mem_mb=retried(500),
+        runtime=retried(5),
     params:
         config_reads=reads("table_performance"),
     script:
@@ -169,8 +168,8 @@ rule table_comparison:
         "../envs/ctpaper.yaml"
     threads: 1
     resources:
-        mem_mb=500,
-        runtime=5,
+        mem_mb=retried(500),
+        runtime=retried(5),
     params:
         config_reads=reads("table_comparison"),
     script:
@@ -210,8 +209,8 @@ rule figure_fig1:
         "../envs/ctpaper.yaml"
     threads: 1
     resources:
-        mem_mb=1000,
-        runtime=15,
+        mem_mb=retried(1000),
+        runtime=retried(15),
     params:
         config_reads=reads("figure_fig1"),
     script:
@@ -245,8 +244,8 @@ if HAS_MNIST:
             "../envs/ctpaper.yaml"
         threads: 1
         resources:
-            mem_mb=1500,
-            runtime=20,
+            mem_mb=retried(1500),
+            runtime=retried(20),
         params:
             config_reads=reads("figure_fig2"),
         script:
@@ -277,8 +276,8 @@ if HAS_MNIST:
             "../envs/ctpaper.yaml"
         threads: 1
         resources:
-            mem_mb=1500,
-            runtime=15,
+            mem_mb=retried(1500),
+            runtime=retried(15),
         params:
             config_reads=reads("figure_fig45"),
         script:
@@ -306,8 +305,8 @@ rule figure_fig3:
         "../envs/ctpaper.yaml"
     threads: 1
     resources:
-        mem_mb=800,
-        runtime=5,
+        mem_mb=retried(800),
+        runtime=retried(5),
     params:
         config_reads=reads("figure_fig3"),
     script:
@@ -335,9 +334,10 @@ rule figure_maturity:
         "../envs/ctpaper.yaml"
     threads: 1
     resources:
-        mem_mb=800,
-        runtime=5,
+        mem_mb=retried(800),
+        runtime=retried(5),
     params:
+        log_ids=CT_LOG_IDS,
         config_reads=reads("figure_maturity"),
     script:
         "../scripts/maturity.py"
@@ -371,10 +371,11 @@ rule provenance:
         "../envs/ctpaper.yaml"
     threads: 1
     resources:
-        mem_mb=500,
-        runtime=5,
+        mem_mb=retried(500),
+        runtime=retried(5),
     params:
-        bench_dir=BENCH,
+        bench_dirs=benchmark_dirs,
+        project=project_path(),
         config_reads=reads("provenance"),
     script:
         "../scripts/provenance.py"
@@ -393,7 +394,7 @@ rule paper_values:
         # the free family's counterfactuals: shares of valid and mature CEs per dataset and model
         ces=[p for p in _all(CES) if os.path.basename(os.path.dirname(p)) == "free"],
         logs=CT_LOGS,
-        train_logs=[f for f in MODEL_FILES if f.endswith("log.parquet")],  # skipped updates
+        train_logs=TRAIN_LOGS,  # skipped updates
         ig=IG_SUMMARIES,
         provenance=PROVENANCE,
         published=PUBLISHED,
@@ -408,9 +409,11 @@ rule paper_values:
         "../envs/ctpaper.yaml"
     threads: 1
     resources:
-        mem_mb=800,
-        runtime=5,
+        mem_mb=retried(800),
+        runtime=retried(5),
     params:
+        log_ids=CT_LOG_IDS,
+        train_log_ids=TRAIN_LOG_IDS,
         config_reads=reads("paper_values"),
     script:
         "../scripts/paper_values.py"
@@ -437,8 +440,8 @@ rule render_paper:
         "../envs/ctpaper.yaml"
     threads: 1
     resources:
-        mem_mb=1500,
-        runtime=20,
+        mem_mb=retried(1500),
+        runtime=retried(20),
     params:
         build_dir=f"{R}/paper/build",
         config_reads=reads("render_paper"),

@@ -34,8 +34,8 @@ rule train_model:
         "../envs/ctpaper.yaml"
     threads: 1
     resources:
-        mem_mb=_train_res("mem_mb"),
-        runtime=_train_res("runtime"),
+        mem_mb=retried(_train_res("mem_mb")),
+        runtime=retried(_train_res("runtime")),
     params:
         config_reads=reads("train_model"),
     script:
@@ -56,8 +56,8 @@ rule train_vae:
         "../envs/ctpaper.yaml"
     threads: 1
     resources:
-        mem_mb=1000,
-        runtime=lambda wc: 30 if dataset_kind(wc.dataset) != "synthetic" else 10,
+        mem_mb=retried(1000),
+        runtime=retried(lambda wc: 30 if dataset_kind(wc.dataset) != "synthetic" else 10),
     params:
         config_reads=reads("train_vae"),
     script:

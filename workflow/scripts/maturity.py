@@ -5,4 +5,5 @@ from ctpaper.runtime import rule_context
 
 with rule_context(snakemake) as log:  # noqa: F821 - injected by Snakemake's script directive
     smk = snakemake  # noqa: F821
-    maturity.make(list(smk.input.logs), smk.output.png, smk.output.pdf)
+    logs = dict(zip(smk.params.log_ids, smk.input.logs, strict=True))  # {(dataset, seed, model): path}
+    maturity.make(logs, smk.output.png, smk.output.pdf)

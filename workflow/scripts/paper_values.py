@@ -10,7 +10,9 @@ with rule_context(snakemake) as log:  # noqa: F821 - injected by Snakemake's scr
         table1=inp.table1, performance=inp.performance, table2=inp.table2,
         comparison=inp.comparison, comparison_means=inp.comparison_means,
         provenance=inp.provenance, fig1_stats=inp.fig1_stats, published=inp.published,
-        robustness=tuple(inp.robustness), logs=tuple(inp.logs), ig=tuple(inp.ig),
-        ces=tuple(inp.ces), train_logs=tuple(inp.train_logs),
+        robustness=tuple(inp.robustness), ig=tuple(inp.ig), ces=tuple(inp.ces),
+        # training logs by (dataset, seed, model): the rule passes who each log belongs to
+        logs=dict(zip(smk.params.log_ids, inp.logs, strict=True)),
+        train_logs=dict(zip(smk.params.train_log_ids, inp.train_logs, strict=True)),
         **{f"{n}_stats": inp.get(f"{n}_stats") for n in ("fig2", "fig4", "fig5")})
     values.write(smk.config, smk.output[0], inputs)

@@ -5,4 +5,4 @@ from ctpaper.runtime import rule_context
 
 with rule_context(snakemake) as log:  # noqa: F821 - injected by Snakemake's script directive
     smk = snakemake  # noqa: F821
-    provenance.write(smk.config, smk.params.bench_dir, smk.output[0])
+    provenance.write(smk.config, smk.params.bench_dirs, smk.output[0], root=smk.params.project)

@@ -35,12 +35,11 @@ import torch
 
 from ctpaper import names
 from ctpaper.evaluation.protocol import numpy_rng, torch_generator
+from ctpaper.evaluation.roles import IG_MODELS  # noqa: F401 (re-exported)
 from ctpaper.runtime import progress, read_parquet
 
 log = logging.getLogger("ctpaper.evaluation")
 
-# model label -> model directory name (`protected` models, method 6.9)
-IG_MODELS = {r.tag: r.key for r in (names.BL, names.ct_role("protected"))}
 IG_MAP_COLUMNS = ["model", "class", "pixel", "attribution"]
 IG_SUMMARY_COLUMNS = ["dataset", "seed", "model", "source", "n_groups", "n_rows", "n_protected",
                       "mean", "sd"]

@@ -11,13 +11,12 @@ import torch
 
 from ctpaper import names
 from ctpaper.evaluation.metrics import predict
+from ctpaper.evaluation.roles import PERFORMANCE_MODELS  # noqa: F401 (re-exported)
 
 log = logging.getLogger("ctpaper.evaluation")
 
 # n_pred_classes: distinct predicted classes on the test set (1 = a degenerate, single-class model)
 PERFORMANCE_COLUMNS = ["dataset", "seed", "model", "accuracy", "f1", "n_pred_classes"]
-# model label in performance.parquet -> model directory name
-PERFORMANCE_MODELS = {r.tag: r.key for r in names.ROLES.values()}
 
 
 def accuracy_f1(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor

@@ -13,12 +13,11 @@ import torch.nn.functional as F
 
 from ctpaper import names
 from ctpaper.evaluation.metrics import predict
+from ctpaper.evaluation.roles import ROBUSTNESS_MODELS  # noqa: F401 (re-exported)
 
 log = logging.getLogger("ctpaper.evaluation")
 
 ROBUSTNESS_COLUMNS = ["dataset", "seed", "model", "eps", "accuracy"]
-# model label in robustness.parquet -> model directory name (the `free` family, method 6.8)
-ROBUSTNESS_MODELS = {r.label: r.key for r in (names.BL, names.ct_role("free"))}
 
 
 def fgsm_direction(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor,

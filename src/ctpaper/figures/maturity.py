@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
+from typing import Mapping
 
 import pandas as pd
 
@@ -18,14 +19,11 @@ from ctpaper.runtime import read_parquet
 CT_ROLES = (names.ROLES["ct_free"], names.ROLES["ct_protected"])
 
 
-def load(paths) -> pd.DataFrame:
-    """Concatenate logs; dataset and model are read from the path models/{dataset}/seed{s}/{model}/."""
-    frames = []
-    for p in paths:
-        p = Path(p)
-        df = read_parquet(p)
-        frames.append(df.assign(model=p.parent.name, seed=p.parents[1].name.removeprefix("seed"),
-                                dataset=p.parents[2].name))
+def load(logs: Mapping[tuple[str, str, str], str | Path]) -> pd.DataFrame:
+    """The training logs ``{(dataset, seed, model): log.parquet}`` in one frame, with the columns
+    dataset, seed and model taken from the keys (the caller knows them; paths are not parsed)."""
+    frames = [read_parquet(Path(p)).assign(model=model, seed=str(seed), dataset=dataset)
+              for (dataset, seed, model), p in logs.items()]
     return pd.concat(frames, ignore_index=True)
 
 
@@ -65,9 +63,10 @@ def plot(df: pd.DataFrame):
     return fig
 
 
-def make(paths, out_png: str, out_pdf: str) -> pd.DataFrame:
+def make(logs: Mapping[tuple[str, str, str], str | Path], out_png: str, out_pdf: str) -> pd.DataFrame:
+    """Figure (png, pdf) of the CT models' logs ``{(dataset, seed, model): path}``; returns the data."""
     from ctpaper.figures import style
 
-    df = load(paths)
+    df = load(logs)
     style.save(plot(df), out_png, out_pdf)
     return df

@@ -19,6 +19,7 @@ import subprocess
 import sys
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Mapping
 
 import pandas as pd
 
@@ -58,22 +59,30 @@ def _num(x) -> float:
     return v
 
 
-def read_benchmarks(bench_dir: str | Path) -> pd.DataFrame:
-    """One row per benchmark file (and repeat): rule, job, wall_s, max_rss_mb, cpu_s."""
-    bench_dir = Path(bench_dir)
+def read_benchmarks(bench_dirs: Mapping[str, str | Path]) -> pd.DataFrame:
+    """One row per benchmark file (and repeat) of ``{rule: directory of its benchmark files}``
+    (the caller says which rule a directory belongs to; a missing directory has no rows): rule,
+    job (rule/file name without .tsv), wall_s, max_rss_mb, cpu_s."""
     rows = []
-    for path in sorted(bench_dir.rglob("*.tsv")):
+    for rule, bench_dir in sorted(bench_dirs.items()):
+        rows += _benchmark_rows(rule, Path(bench_dir))
+    return pd.DataFrame(rows, columns=["rule", "job", "wall_s", "max_rss_mb", "cpu_s"])
+
+
+def _benchmark_rows(rule: str, bench_dir: Path) -> list[dict]:
+    """The rows of :func:`read_benchmarks` for one rule's benchmark directory."""
+    rows = []
+    for path in sorted(bench_dir.rglob("*.tsv")) if bench_dir.is_dir() else []:
         rel = path.relative_to(bench_dir)
-        rule = rel.parts[0] if len(rel.parts) > 1 else path.stem
         try:
             df = pd.read_csv(path, sep="\t")
         except (pd.errors.EmptyDataError, pd.errors.ParserError) as err:
             log.warning("unreadable benchmark file %s: %s", path, err)
             continue
         for _, r in df.iterrows():
-            rows.append({"rule": rule, "job": str(rel.with_suffix("")), "wall_s": _num(r.get("s")),
+            rows.append({"rule": rule, "job": f"{rule}/{rel.with_suffix('')}", "wall_s": _num(r.get("s")),
                          "max_rss_mb": _num(r.get("max_rss")), "cpu_s": _num(r.get("cpu_time"))})
-    return pd.DataFrame(rows, columns=["rule", "job", "wall_s", "max_rss_mb", "cpu_s"])
+    return rows
 
 
 def aggregate(bench: pd.DataFrame) -> list[dict]:
@@ -89,9 +98,11 @@ def aggregate(bench: pd.DataFrame) -> list[dict]:
     return sorted(out, key=lambda r: -r["wall_s_total"])
 
 
-def collect(config: dict, bench_dir: str | Path, root: str | Path | None = None) -> dict:
+def collect(config: dict, bench_dirs: Mapping[str, str | Path], root: str | Path | None = None) -> dict:
+    """Provenance of a run: config hash, git commit of ``root`` (the checkout; default: the one
+    holding this module), versions, and the compute of ``bench_dirs`` ({rule: benchmark dir})."""
     root = Path(root) if root else Path(__file__).resolve().parents[3]
-    bench = read_benchmarks(bench_dir)
+    bench = read_benchmarks(bench_dirs)
     rules = aggregate(bench)
     return {
         "config_hash": config_hash(config),
@@ -110,10 +121,12 @@ def collect(config: dict, bench_dir: str | Path, root: str | Path | None = None)
     }
 
 
-def write(config: dict, bench_dir: str | Path, out_path: str | Path) -> dict:
+def write(config: dict, bench_dirs: Mapping[str, str | Path], out_path: str | Path,
+          root: str | Path | None = None) -> dict:
+    """:func:`collect` written to ``out_path`` (JSON)."""
     from ctpaper.runtime import write_json
 
-    prov = collect(config, bench_dir)
+    prov = collect(config, bench_dirs, root)
     write_json(prov, out_path)
     log.info("provenance: %d benchmarked jobs in %d rules, %.0f s CPU", prov["n_jobs"],
              len(prov["rules"]), prov["total_cpu_s"])

@@ -27,9 +27,9 @@ dataset and better on average; otherwise *does not support* (keys ``supports``, 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable
+from typing import Iterable, Mapping
 
 import pandas as pd
 import yaml
@@ -520,7 +520,8 @@ class PaperInputs:
     """The files the paper's values are computed from (the paper_values rule's inputs).
 
     ``ces``: the ``free`` family's ces.parquet files (validity and maturity values); ``logs``: the CT
-    models' training logs (maturity); ``train_logs``: every model's training log (skipped updates);
+    models' training logs (maturity); ``train_logs``: every model's training log (skipped updates),
+    both ``{(dataset, seed, model): log.parquet}`` (the rule knows whose log each file is);
     ``published``: config/published.yaml; ``fig2_stats``..``fig5_stats``: only with MNIST."""
 
     table1: str | Path
@@ -532,10 +533,10 @@ class PaperInputs:
     fig1_stats: str | Path
     published: str | Path
     robustness: tuple = ()
-    logs: tuple = ()
+    logs: Mapping = field(default_factory=dict)         # {(dataset, seed, model): log.parquet}
     ig: tuple = ()
     ces: tuple = ()
-    train_logs: tuple = ()
+    train_logs: Mapping = field(default_factory=dict)   # {(dataset, seed, model): log.parquet}
     fig2_stats: str | Path | None = None
     fig4_stats: str | Path | None = None
     fig5_stats: str | Path | None = None
