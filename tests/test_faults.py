@@ -113,10 +113,12 @@ def test_single_class_model_is_flagged_in_the_paper_values():
                                 for k in ("accuracy", "f1")}}
     ok = pd.DataFrame([{**row, **{f"{m}_min_pred_classes": 2 for m in
                                   ("BL", "CT_free", "CT_protected")}}])
-    assert performance_values(ok)["single_class_text"].startswith("Every model predicts more")
-    bad = ok.assign(CT_free_min_pred_classes=1)
-    text = performance_values(bad)["single_class_text"]
-    assert text.startswith("**Warning:** CT (`free`) on Adult predicts a single class")
+    assert performance_values(ok)["single_class"] is False      # the paper: "Every model predicts more"
+    bad = performance_values(ok.assign(CT_free_min_pred_classes=1))
+    assert bad["single_class"] is True and bad["single_class_one"] is True   # the paper's warning
+    assert bad["single_class_list"] == "CT (`free`) on Adult"
+    wording = (Path(__file__).parents[1] / "paper" / "paper.qmd").read_text()
+    assert 'when-meta="flags.perf.single_class"' in wording and "**Warning:**" in wording
 
 
 # ---- the workflow ---------------------------------------------------------------------------------

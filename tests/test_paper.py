@@ -546,7 +546,7 @@ def _synthetic_results(root: Path, config: dict, datasets: list[str]) -> dict:
     inputs = values.PaperInputs(
         table1=T / "table1.csv", performance=T / "performance.csv", table2=T / "table2.csv",
         comparison=T / "comparison.csv", comparison_means=T / "comparison_means.csv",
-        robustness=(rob_p,), logs=tuple(logs), ig=tuple(ig), provenance=root / "paper" / "provenance.json",
+        robustness=(rob_p,), logs=logs, ig=tuple(ig), provenance=root / "paper" / "provenance.json",
         ces=tuple(p for p in ces_paths if "/free/" in p), published=REPO / "config" / "published.yaml",
         **{k.replace("_json", ""): v for k, v in stats.items()})
     values.write(config, root / "paper" / "values.json", inputs)
