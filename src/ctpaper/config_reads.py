@@ -53,6 +53,13 @@ READS: dict[str, list[str]] = {
     "train_vae": ["seed.global"],
     # a grid chunk (ctpaper.stack.chunk): every member's complete settings are in params.members
     "train_chunk": [],
+    # the grid evaluation (ctpaper.grids.eval): the test-time generator of the eval section with the
+    # grids' sizes; the cells and model files come as params/inputs
+    "evaluate_grid": [
+        "seed.global", "ce.lr", "train.adv_eps", "train.adv_eps_strict", "grids.eval",
+        *(f"eval.{k}" for k in ("generator", "tau", "T", "lambda_cst", "lambda_egy_grid",
+                                "redraw_pairs_per_run", "ip", "mmd", "redundancy_tol")),
+    ],
     "evaluate_ces": [
         "seed.global", "ce.lr", "train.adv_eps", "train.adv_eps_strict",
         "eval", "!eval.n_individuals", "eval.n_individuals.{kind}",

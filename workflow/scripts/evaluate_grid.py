@@ -1,0 +1,17 @@
+"""Rule evaluate_grid: the models of one grid and data set -> scores, performance and maturity.parquet
+(``ctpaper.grids.eval.run_grid_evaluation``)."""
+
+from pathlib import Path
+
+from ctpaper.grids.eval import run_grid_evaluation
+from ctpaper.runtime import rule_context
+
+with rule_context(snakemake) as log:  # noqa: F821 - injected by Snakemake's script directive
+    smk = snakemake  # noqa: F821
+    rows = smk.params.rows
+    run_grid_evaluation(
+        Path(smk.input.meta).parent, smk.wildcards.grid, smk.wildcards.dataset, rows, list(smk.params.vary),
+        dict(zip([r["model"] for r in rows], smk.input.models)),
+        dict(zip([r["model"] for r in rows], smk.input.logs)),
+        smk.config, {k: smk.output[k] for k in ("scores", "performance", "maturity")},
+        group=int(smk.params.group), seed=int(smk.params.seed))
