@@ -106,7 +106,17 @@ STRUCTURAL = {
     "datasets": "adds or removes the jobs of a dataset; aggregating rules see a new set of inputs",
     "families": "adds or removes the jobs of a family",
     "train.seeds": "adds or removes the jobs of a training seed",
+    # the appendix grids' plan (ctpaper.grids.plan): which models exist, in which chunk; a changed
+    # cell is a new model (its id hashes its settings), the evaluations see a new set of inputs
+    "grids.chunk_size": "regroups the grid models into train_chunk jobs",
+    **{f"grids.{g}": "adds or removes grid models and evaluations" for g in
+       ("generator", "penalties", "other", "tune", "tune_lr", "tune_lr_applied")},
 }
+
+
+def is_structural(key: str) -> bool:
+    """Whether ``key`` is (or lies below) a ``STRUCTURAL`` key."""
+    return any(key == s or key.startswith(s + ".") for s in STRUCTURAL)
 
 
 class UndeclaredConfigRead(ConfigError):
