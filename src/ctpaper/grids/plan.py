@@ -160,3 +160,13 @@ def appendix_datasets(config: dict) -> list[str]:
     """The data sets any configured grid uses, in config order."""
     used = {d for g in grid_ids(config) for d in grid_datasets(config, g)}
     return [d for d in config["datasets"] if d in used]
+
+
+def job_counts(config: dict) -> dict[str, int]:
+    """The appendix's jobs per rule (``train_chunk``, ``evaluate_grid``, ``train_vae`` for REVISE
+    members), for tests that check a DAG's job stats."""
+    chunks = [c for d in appendix_datasets(config) for c in dataset_chunks(config, d)]
+    vae = {d for d in appendix_datasets(config) if any(c["vae"] for c in dataset_chunks(config, d))}
+    return {"train_chunk": len(chunks),
+            "evaluate_grid": sum(len(grid_datasets(config, g)) for g in grid_ids(config)),
+            "train_vae": len(vae)}
