@@ -63,15 +63,15 @@ def _ct(config, grid, dataset, **values):
 
 def test_note1_defaults_and_table2_columns(full):
     # D grids: Note 1 for everything not varied (not Table 2's tau/lambda_reg); batch 30
-    s = _ct(full, "generator", "circ", generator="ecco", T=5, lambda_egy=0.1, tau=0.75)["settings"]
+    s = _ct(full, "generator", "circ", generator="ecco", T=25, lambda_egy=0.1, tau=0.75)["settings"]
     assert (s["lambda_reg"], s["lambda_div"], s["lambda_adv"], s["nce"], s["batch_size"]) == \
         (0.1, 0.5, 0.25, 1000, 30)
     assert (s["T"], s["lambda_egy"], s["tau"], s["lambda_cst"], s["n_epochs"]) == \
-        (5, 0.1, 0.75, 0.001, 100)
+        (25, 0.1, 0.75, 0.001, 100)
     s = _ct(full, "penalties", "moon", generator="revise", lambda_div=1.0, lambda_adv=0.1,
             lambda_reg=0.0)["settings"]
     assert (s["generator"], s["tau"], s["T"], s["lambda_egy"], s["lambda_reg"]) == \
-        ("revise", 0.75, 30, 5.0, 0.0)
+        ("revise", 0.75, 30, 0.0, 0.0)         # lambda_egy: inert for REVISE, recorded as 0
     # E grids: Table 2's batch size and nce, Note 1 otherwise; E.2 fixes tau 0.5
     s = _ct(full, "tune", "adult", lambda_reg=0.5, tau=0.9)["settings"]
     assert (s["batch_size"], s["nce"], s["lambda_reg"], s["tau"], s["T"]) == (1000, 5000, 0.5, 0.9, 30)
@@ -91,6 +91,21 @@ def test_published_lr_grid_does_not_apply_the_step_size(full):
         _ct(full, "tune_lr", "gmsc", eta_ce=1.0, lambda_reg=0.1)["name"]
 
 
+def test_inert_energy_weight_is_one_model(full):
+    from ctpaper.search import ecco_schedule
+
+    for T in range(1, 200):
+        assert plan.energy_term_on({"generator": "ecco", "T": T}) == (ecco_schedule(T)[0] > 0)
+    for gen, T, n in (("generic", 25, 1), ("revise", 50, 1), ("ecco", 5, 1), ("ecco", 25, 5)):
+        names = {_ct(full, "generator", "ls", generator=gen, T=T, lambda_egy=lam, tau=0.9)["name"]
+                 for lam in full["grids"]["generator"]["vary"]["lambda_egy"]}
+        assert len(names) == n, (gen, T)
+    s = _ct(full, "generator", "ls", generator="generic", T=25, lambda_egy=20.0, tau=0.9)["settings"]
+    assert s["lambda_egy"] == 0.0
+    assert _ct(full, "generator", "ls", generator="ecco", T=50, lambda_egy=20.0,
+               tau=0.9)["settings"]["lambda_egy"] == 20.0
+
+
 def test_chunks_cover_every_model_once(full):
     for d in plan.appendix_datasets(full):
         chunks = plan.dataset_chunks(full, d)
@@ -101,8 +116,9 @@ def test_chunks_cover_every_model_once(full):
         assert max(len(c["members"]) for c in chunks) - min(len(c["members"]) for c in chunks) <= 1
         assert any(c["vae"] for c in chunks) == (C.dataset_kind(d) == "synthetic")
     n_models = sum(len(plan.dataset_members(full, d)) for d in plan.appendix_datasets(full))
-    # 4 x (135 + 135 + 24 + 16 - 1 shared + 2 BL) synthetic, 5 x (16 + BL) others
-    assert n_models == 4 * 311 + 5 * 17
+    # synthetic: 135 - 84 inert lambda_egy cells (Generic/REVISE x 3 T x 3 tau x 4, ECCo T=5 x 3 tau
+    # x 4) + 135 + 24 + 16 - 1 shared (E.1 tau 0.75 = D.4's ECCo default) + 2 BL; others 16 + BL
+    assert n_models == 4 * 227 + 5 * 17
 
 
 def test_changing_one_grid_value_keeps_other_models(full):
@@ -125,7 +141,7 @@ def test_full_config_slurm_dry_run_plans_at_most_300_jobs(tmp_path):
     stats = smk.job_stats(proc.output)
     assert stats["evaluate_grid"] == len(targets) // 3
     assert {r: stats[r] for r in plan.job_counts(full)} == plan.job_counts(full) == \
-        {"train_chunk": 30, "evaluate_grid": 39, "train_vae": 4}
+        {"train_chunk": 26, "evaluate_grid": 39, "train_vae": 4}
     assert sum(stats.values()) <= 300, stats
 
 

@@ -58,7 +58,9 @@ def grid_member_settings(config: dict, grid: str, dataset: str, cell: dict) -> d
     (Note 1 merged with Table 2) with the Table-2 columns the grid does not take (``table2``) reset to
     Note 1, then the grid's ``fixed`` values, then the cell's values. BL (vanilla) takes only the
     varied values it depends on (n_epochs). ``eta_ce`` reaches the CE search only where the grid's
-    ``apply_lr`` is true (method 9/10.1: the published E.2 grid did not apply it)."""
+    ``apply_lr`` is true (method 9/10.1: the published E.2 grid did not apply it); lambda_egy is
+    recorded as 0 where the search has no energy term (Generic, REVISE, ECCo with T = 5), so the
+    cells that differ only by an inert lambda_egy share one model."""
     from ctpaper.training import model_settings
 
     spec = config["grids"][grid]
@@ -77,7 +79,15 @@ def grid_member_settings(config: dict, grid: str, dataset: str, cell: dict) -> d
         if key == "eta_ce" and not spec.get("apply_lr", True):
             continue
         s[SETTING_KEYS.get(key, key)] = value
+    if not energy_term_on(s):
+        s["lambda_egy"] = 0.0   # inert (method 4.4, 9): one model for all lambda_egy of such cells
     return s
+
+
+def energy_term_on(settings: dict) -> bool:
+    """Whether lambda_egy reaches the training search: ECCo with a > 0, i.e. round(T / 25) > 0
+    (``ctpaper.search.ecco_schedule``); Generic and REVISE have no energy term."""
+    return settings["generator"] == "ecco" and round(int(settings["T"]) / 25) > 0
 
 
 def member_name(dataset: str, member: dict) -> str:
