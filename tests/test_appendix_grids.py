@@ -164,6 +164,11 @@ def test_grid_evaluation_draws_from_the_pool_never_the_test_set(prepared_data, b
         moved.y_test = 1 - ds.y_test
         b = grid_ces(pool_view(moved), copy.deepcopy(models), cfg, name, 2025, group=8)
         pd.testing.assert_frame_equal(a, b)
+        # the stacked-search group size (grids.eval.group, NO_RERUN) does not change a result
+        c = grid_ces(pool_view(ds), copy.deepcopy(models), cfg, name, 2025, group=1)
+        order = ["model", "lambda_egy", "run", "individual"]
+        pd.testing.assert_frame_equal(a.sort_values(order, ignore_index=True),
+                                      c.sort_values(order, ignore_index=True))
         n_pool = len(ds.y_train) + len(ds.y_val)
         assert a["factual_index"].max() < n_pool and len(a) == 2 * 2 * 6 * 2
         # a factual is the pool row it names: its cost is measured from that row

@@ -57,6 +57,7 @@ READS: dict[str, list[str]] = {
     # grids' sizes; the cells and model files come as params/inputs
     "evaluate_grid": [
         "seed.global", "ce.lr", "train.adv_eps", "train.adv_eps_strict", "grids.eval",
+        "!grids.eval.group",
         *(f"eval.{k}" for k in ("generator", "tau", "T", "lambda_cst", "lambda_egy_grid",
                                 "redraw_pairs_per_run", "ip", "mmd", "redundancy_tol")),
     ],
@@ -98,6 +99,7 @@ READS: dict[str, list[str]] = {
 NO_RERUN: dict[str, list[str]] = {
     "fetch_raw": ["paths.raw_dir", "paths.raw_mirror", "paths.download"],
     "train_model": ["train.max_skipped_share"],
+    "evaluate_grid": ["grids.eval.group"],   # models per stacked search: memory, not results
 }
 
 # Keys that change the set of jobs rather than a job's result (see the module docstring).

@@ -74,7 +74,6 @@ rule evaluate_grid:
     params:
         rows=_grid_rows,
         vary=_grid_vary,
-        group=_grid_group,
         seed=SEEDS[0],
         config_reads=reads("evaluate_grid"),
     script:

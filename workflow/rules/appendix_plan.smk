@@ -74,7 +74,3 @@ def _grid_vary(wildcards):
 
 def _grid_res(table, key):
     return lambda wc: table[dataset_kind(wc.dataset)][key]
-
-
-def _grid_group(wildcards):
-    return int(config["grids"]["eval"]["group"][dataset_kind(wildcards.dataset)])

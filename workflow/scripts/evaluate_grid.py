@@ -15,4 +15,4 @@ with rule_context(snakemake) as log:  # noqa: F821 - injected by Snakemake's scr
         Path(smk.input.meta).parent, smk.wildcards.grid, smk.wildcards.dataset, rows, list(smk.params.vary),
         {m: d / "model.pt" for m, d in where.items()}, {m: d / "log.parquet" for m, d in where.items()},
         smk.config, {k: smk.output[k] for k in ("scores", "performance", "maturity")},
-        group=int(smk.params.group), seed=int(smk.params.seed))
+        seed=int(smk.params.seed))

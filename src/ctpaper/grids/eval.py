@@ -179,13 +179,15 @@ def maturity_frame(logs: dict[str, pd.DataFrame], cells: pd.DataFrame) -> pd.Dat
 
 def run_grid_evaluation(data_dir, grid: str, dataset: str, rows: list[dict], vary: list[str],
                         model_paths: dict, log_paths: dict, config: dict, out: dict,
-                        group: int, seed: int) -> None:
+                        seed: int) -> None:
     """Rule ``evaluate_grid``: ``rows`` (``plan.grid_models`` without members: model, objective,
     values), the model and log file of each model id -> ``out["scores"|"performance"|"maturity"]``;
-    ``group``: models per stacked search; ``seed``: the training seed of the evaluation key."""
+    ``seed``: the training seed of the evaluation key; models per stacked search:
+    ``grids.eval.group`` of the data set's kind (bounds memory; the results do not depend on it)."""
     from ctpaper.data.io import load_dataset
     from ctpaper.models import load_model
     from ctpaper.runtime import read_parquet, write_parquet
+    from ctpaper.config import dataset_kind
     from ctpaper.search import tune_allocator
 
     tune_allocator()
@@ -195,6 +197,7 @@ def run_grid_evaluation(data_dir, grid: str, dataset: str, rows: list[dict], var
     models = {r["model"]: load_model(model_paths[r["model"]])[0] for r in rows}
     cells = _cell_frame(rows, grid, dataset, vary)
     t0 = time.perf_counter()
+    group = int(config["grids"]["eval"]["group"][dataset_kind(dataset)])
     ces = grid_ces(pool_view(ds), models, config, dataset, seed, group)
     log.info("%s/%s: %d models, %d CEs on the pool (%.1f s)", grid, dataset, len(models), len(ces),
              time.perf_counter() - t0)
