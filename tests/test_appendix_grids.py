@@ -235,3 +235,20 @@ def test_smoke_run_of_every_grid(tmp_path, raw_mirror):
                 assert sorted(bl["n_epochs"].tolist()) == sorted(config["grids"][g]["vary"]["n_epochs"])
             else:
                 assert bl[vary].isna().all().all()
+
+
+def test_bl_member_in_a_stack_equals_train(prepared_data, base_config):
+    """BL settings (model_settings "bl": no CT keys) train in a stack, as ``training.train`` does."""
+    from ctpaper.data.io import load_dataset
+    from ctpaper.stack.training import MemberSpec, train_stack
+    from ctpaper.training import model_settings, train
+
+    cfg = copy.deepcopy(base_config)
+    cfg["model"]["n_epochs"] = 2
+    ds = load_dataset(prepared_data("ls"))
+    s = model_settings(cfg, "ls", "bl")
+    (stacked, log_s), = train_stack(ds, [MemberSpec(s, "vanilla", "free", 2025)])
+    alone, log_a = train(ds, s, "vanilla", "free", 2025)
+    for a, b in zip(stacked.state_dict().values(), alone.state_dict().values()):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=0)
+    assert log_s["train_acc"].tolist() == pytest.approx(log_a["train_acc"].tolist())
