@@ -25,6 +25,8 @@ include: "workflow/rules/data.smk"
 include: "workflow/rules/train.smk"
 include: "workflow/rules/evaluate.smk"
 include: "workflow/rules/report.smk"
+include: "workflow/rules/appendix_plan.smk"
+include: "workflow/rules/appendix.smk"
 
 
 rule all:

@@ -50,6 +50,14 @@ READS: dict[str, list[str]] = {
     "train_vae": ["seed.global"],
     # a grid chunk (ctpaper.stack.chunk): every member's complete settings are in params.members
     "train_chunk": [],
+    # the grid evaluation (ctpaper.grids.eval): the test-time generator of the eval section with the
+    # grids' sizes; the cells and model files come as params/inputs
+    "evaluate_grid": [
+        "seed.global", "ce.lr", "train.adv_eps", "train.adv_eps_strict", "grids.eval",
+        "!grids.eval.group",
+        *(f"eval.{k}" for k in ("generator", "tau", "T", "lambda_cst", "lambda_egy_grid",
+                                "redraw_pairs_per_run", "ip", "mmd", "redundancy_tol")),
+    ],
     "evaluate_ces": [
         "seed.global", "ce.lr", "train.adv_eps", "train.adv_eps_strict",
         "eval", "!eval.n_individuals", "eval.n_individuals.{kind}",
@@ -88,6 +96,7 @@ READS: dict[str, list[str]] = {
 NO_RERUN: dict[str, list[str]] = {
     "fetch_raw": ["paths.raw_dir", "paths.raw_mirror", "paths.download"],
     "train_model": ["train.max_skipped_share"],
+    "evaluate_grid": ["grids.eval.group"],   # models per stacked search: memory, not results
 }
 
 # Keys that change the set of jobs rather than a job's result (see the module docstring).
@@ -96,7 +105,17 @@ STRUCTURAL = {
     "datasets": "adds or removes the jobs of a dataset; aggregating rules see a new set of inputs",
     "families": "adds or removes the jobs of a family",
     "train.seeds": "adds or removes the jobs of a training seed",
+    # the appendix grids' plan (ctpaper.grids.plan): which models exist, in which chunk; a changed
+    # cell is a new model (its id hashes its settings), the evaluations see a new set of inputs
+    "grids.chunk_size": "regroups the grid models into train_chunk jobs",
+    **{f"grids.{g}": "adds or removes grid models and evaluations" for g in
+       ("generator", "penalties", "other", "tune", "tune_lr", "tune_lr_applied")},
 }
+
+
+def is_structural(key: str) -> bool:
+    """Whether ``key`` is (or lies below) a ``STRUCTURAL`` key."""
+    return any(key == s or key.startswith(s + ".") for s in STRUCTURAL)
 
 
 class UndeclaredConfigRead(ConfigError):

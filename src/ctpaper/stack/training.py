@@ -104,7 +104,8 @@ def _start(spec: MemberSpec, dataset: Dataset, n_batches: int) -> tuple[_Run, ML
     n = dataset.X_train.shape[0]
     n_epochs = int(s["n_epochs"])
     mut = dataset.mutability(spec.family)
-    nce = min(max(int(s["nce"]), n_batches), n)
+    # BL settings (ctpaper.training.model_settings "bl") hold no CT key such as nce or ridge_form
+    nce = min(max(int(s["nce"]) if TERMS[spec.objective] else 0, n_batches), n)
     run = _Run(spec, g, n_epochs, round(float(s.get("burnin", 0.0)) * n_epochs), TERMS[spec.objective],
                None if bool((mut == 0).all()) else mut, nce, chunk_sizes(nce, n_batches))
     return run, model
@@ -366,7 +367,7 @@ def _train_epoch(net: StackedMLP, opt: StackedAdam, runs, running: list[int],
     K = len(running)
     members = None if K == len(runs) else torch.tensor(running)
     chunks = _EpochChunks(runs, running, ces, len(bounds), X.shape[1])
-    ridge_form = runs[running[0]].settings["ridge_form"]
+    ridge_form = next((runs[k].settings["ridge_form"] for k in running if runs[k].terms), None)
     sums = {t: torch.zeros(K, dtype=torch.float64) for t in LOSS_TERMS}
     counted = torch.zeros(K, dtype=torch.long)
     skipped = torch.zeros(K, dtype=torch.long)
