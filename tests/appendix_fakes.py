@@ -9,6 +9,14 @@ import numpy as np
 import pandas as pd
 
 
+INT_COLUMNS = ("T", "nce", "n_epochs")   # nullable Int64 in the grid files (null for BL)
+
+
+def _typed(df: pd.DataFrame, grid: str, dataset: str) -> pd.DataFrame:
+    df = df.astype({c: "Int64" for c in INT_COLUMNS if c in df.columns})
+    return df.assign(grid=grid, dataset=dataset)[["grid", "dataset", *df.columns]]
+
+
 def cells(vary: dict) -> list[dict]:
     keys = list(vary)
     return [dict(zip(keys, vals)) for vals in itertools.product(*vary.values())]
@@ -33,8 +41,7 @@ def scores(grid: str, dataset: str, vary: dict, ct_value, bl_value=lambda run, l
             r_ip, r_cost = ct_value(cell, run, lam)
             rows.append({"model": f"ct_{i:04d}", "objective": "full", **cell, "run": run, "lam": lam,
                          "ip": b * r_ip, "cost": 2 * b * r_cost, "validity": 1.0, "n_valid": 10})
-    df = pd.DataFrame(rows)
-    return df.assign(grid=grid, dataset=dataset)[["grid", "dataset", *df.columns]]
+    return _typed(pd.DataFrame(rows), grid, dataset)
 
 
 def performance(grid: str, dataset: str, vary: dict, ct_acc, bl_acc=0.9, bl_keys=()) -> pd.DataFrame:
@@ -48,8 +55,7 @@ def performance(grid: str, dataset: str, vary: dict, ct_acc, bl_acc=0.9, bl_keys
         a = ct_acc(cell)
         rows.append({"model": f"ct_{i:04d}", "objective": "full", **cell, "accuracy": a, "f1": a - 0.01,
                      "n_pred_classes": 2})
-    df = pd.DataFrame(rows)
-    return df.assign(grid=grid, dataset=dataset)[["grid", "dataset", *df.columns]]
+    return _typed(pd.DataFrame(rows), grid, dataset)
 
 
 def maturity(grid: str, dataset: str, vary: dict, prop, n_epochs=4) -> pd.DataFrame:
@@ -58,8 +64,7 @@ def maturity(grid: str, dataset: str, vary: dict, prop, n_epochs=4) -> pd.DataFr
     for i, cell in enumerate(cells(vary)):
         for e in range(1, n_epochs + 1):
             rows.append({"model": f"ct_{i:04d}", **cell, "epoch": e, "prop_mature": prop(cell, e)})
-    df = pd.DataFrame(rows)
-    return df.assign(grid=grid, dataset=dataset)[["grid", "dataset", *df.columns]]
+    return _typed(pd.DataFrame(rows), grid, dataset)
 
 
 VARY = {

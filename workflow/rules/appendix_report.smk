@@ -9,10 +9,10 @@
 # Every figure is written with the CSV of what it draws. Each job takes seconds: localrules.
 # Included before report.smk, whose render_paper rule takes APPENDIX_PAPER_* as inputs.
 
-from ctpaper.appendix import GRIDS as APPENDIX_GRIDS, configured_grids  # noqa: E402
+from ctpaper.appendix import GRIDS as APPENDIX_GRIDS  # noqa: E402
 from ctpaper.appendix import layout as appendix_layout  # noqa: E402
 
-APPENDIX_GRIDS_RUN = configured_grids(config)
+APPENDIX_GRIDS_RUN = appendix_layout.grids_run(config)  # configured grids with data sets in the run
 APPENDIX_DIR = f"{R}/appendix/{{grid}}/{{dataset}}"
 APPENDIX_IN = {k: f"{APPENDIX_DIR}/{k}.parquet" for k in ("scores", "performance", "maturity")}
 APPENDIX_FIG = f"{R}/figures/appendix/{{grid}}/{{dataset}}_{{kind}}"

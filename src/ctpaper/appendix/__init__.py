@@ -27,9 +27,10 @@ E_GRIDS = ("tune", "tune_lr", "tune_lr_applied")
 METRICS = {"ip": "IP", "cost": "cost"}
 # Readable names of the varied parameters (axis titles, legends, table headers).
 PARAM_LABELS = {
-    "generator": "generator", "T": "T", "lambda_egy": "λ_egy", "tau": "τ", "lambda_div": "λ_div",
-    "lambda_adv": "λ_adv", "lambda_reg": "λ_reg", "burnin": "burn-in", "nce": "nce",
-    "n_epochs": "epochs", "eta_ce": "η_CE",
+    "generator": "generator", "T": "$T$", "lambda_egy": r"$\lambda_\mathrm{egy}$", "tau": r"$\tau$",
+    "lambda_div": r"$\lambda_\mathrm{div}$", "lambda_adv": r"$\lambda_\mathrm{adv}$",
+    "lambda_reg": r"$\lambda_\mathrm{reg}$", "burnin": "burn-in", "nce": "CEs per epoch",
+    "n_epochs": "epochs", "eta_ce": r"$\eta_\mathrm{CE}$", "lam": r"test-time $\lambda_\mathrm{egy}$",
 }
 GENERATOR_LABELS = {"ecco": "ECCo", "generic": "Generic", "revise": "REVISE"}
 

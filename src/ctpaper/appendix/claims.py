@@ -25,6 +25,7 @@ from ctpaper.appendix import D_GRIDS
 from ctpaper.appendix.data import final_maturity, iqr, pct_change
 
 SUPPORTS, PARTLY, NOT, NA = "supports", "partly supports", "does not support", "cannot assess"
+NOT_IN_RUN = "not available (not in this run)"
 # (i): "at most about one point" = a drop below 1.5 percentage points (the largest that rounds to 1).
 ABOUT_ONE_POINT = 1.5
 # (g): "full maturity" = at least 99% of the epoch's counterfactuals mature.
@@ -179,7 +180,8 @@ def claim_d(res: dict) -> dict:
     return {"verdict": combine(majority_verdict(k_best, n), majority_verdict(k_mat, n), moon, ol), "n": n,
             "k_min_best": k_best, "k_min_most_mature": k_mat, "moon": moon, "ol": ol,
             "moon_best_tau": by.get("moon", {}).get("best_tau"),
-            "ol_median_tau_max": by.get("ol", {}).get("median_tau_max"), "rows": rows}
+            "ol_median_tau_max": by.get("ol", {}).get("median_tau_max"),
+            "ol_change": f"{by['ol']['median_tau_max']:.2f}%" if "ol" in by else NOT_IN_RUN, "rows": rows}
 
 
 def _spread(pct: pd.DataFrame, param: str) -> float:
@@ -327,12 +329,14 @@ def evaluate(frames: dict, varies: dict) -> dict:
 
 
 def _text(v) -> str:
+    """A value as the paper prints it: at most two decimals, no trailing zeros."""
     if v is None:
-        return "n/a"
+        return NOT_IN_RUN
     if isinstance(v, bool):
         return "yes" if v else "no"
     if isinstance(v, float):
-        return f"{v:.1f}" if abs(v) >= 0.05 or v == 0 else f"{v:.2g}"
+        out = f"{v:.2f}".rstrip("0").rstrip(".") if abs(v) >= 0.005 or v == 0 else f"{v:.2g}"
+        return "0" if out == "-0" else out
     return str(v)
 
 

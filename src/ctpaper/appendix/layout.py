@@ -14,6 +14,11 @@ def ordered_datasets(config, grid: str) -> list[str]:
     return sorted(grid_datasets(config, grid), key=lambda d: LABELS[d].lower())
 
 
+def grids_run(config) -> list[str]:
+    """The configured grids with at least one data set in the run (the others make no jobs)."""
+    return [g for g in configured_grids(config) if ordered_datasets(config, g)]
+
+
 def figure_kinds(grid: str) -> tuple[str, ...]:
     """The figures of each data set of ``grid``: box plots per metric, maturity curves for E grids."""
     return grid_metrics(grid) + (("maturity",) if grid in E_GRIDS else ())
@@ -23,7 +28,7 @@ def figures(config) -> list[tuple[str, str, str]]:
     """Every appendix figure as (grid, dataset, kind), in paper order (per grid: all data sets of
     one kind, then the next kind)."""
     out = []
-    for grid in configured_grids(config):
+    for grid in grids_run(config):
         for kind in figure_kinds(grid):
             out += [(grid, d, kind) for d in ordered_datasets(config, grid)]
     return out
@@ -56,9 +61,9 @@ def caption(config, grid: str, dataset: str, kind: str) -> str:
                 f"line per CT model; columns: {PARAM_LABELS['lambda_reg']}, rows: {', '.join(rows)}.")
     facets = f"x: {names[0]}" + (f", colour: {names[1]}" if len(names) > 1 else "")
     if grid in E_GRIDS:
-        facets += "; rows: test-time λ_egy; boxes over evaluation runs"
+        facets += f"; rows: {PARAM_LABELS['lam']}; boxes over evaluation runs"
     else:
         facets += (f", rows: {names[2]}" if len(names) > 2 else "") + "; columns: generator; boxes over " \
-                   "evaluation runs and test-time λ_egy"
+                   f"evaluation runs and {PARAM_LABELS['lam']} values"
     return (f"{TITLES[grid]}, {label}: change in {METRICS[kind]} of the CT models relative to BL "
             f"(%, negative = CT better; dashed line: no change); {facets}.")

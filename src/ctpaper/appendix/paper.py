@@ -5,7 +5,7 @@ this module only lays out which figures and tables the run has."""
 
 from __future__ import annotations
 
-from ctpaper.appendix import SECTIONS, TITLES, configured_grids
+from ctpaper.appendix import SECTIONS, TITLES
 from ctpaper.appendix import layout
 from ctpaper.config import LABELS
 
@@ -15,7 +15,7 @@ KIND_TEXT = {"ip": "IP", "cost": "cost", "maturity": "maturity"}
 def grid_block(config, grid: str) -> str:
     """One grid's subsection: heading, its prose, its table, a line referencing every figure, the figures."""
     figs = [(d, k) for g, d, k in layout.figures(config) if g == grid]
-    lines = [f"## {TITLES[grid]} ({SECTIONS[grid]}) {{#sec-appx-{grid.replace('_', '-')}}}", "",
+    lines = [f"## Grid {SECTIONS[grid]}: {TITLES[grid]} {{#sec-appx-{grid.replace('_', '-')}}}", "",
              f"{{{{< include /sections/appendix_{grid}.qmd >}}}}", "",
              f"{{{{< include tables/{layout.table_name(grid)}.md >}}}}", ""]
     refs = []
@@ -33,7 +33,7 @@ def grid_block(config, grid: str) -> str:
 
 def appendix_block(config) -> str:
     """The whole generated appendix part: every configured grid, then the claims section."""
-    grids = configured_grids(config)
+    grids = layout.grids_run(config)
     if not grids:
         return ""
     parts = [grid_block(config, g) for g in grids]
@@ -45,4 +45,4 @@ def appendix_block(config) -> str:
 def grid_vars(config) -> dict:
     """Per configured grid: its data sets in the run (labels) and their number."""
     return {g: {"datasets": ", ".join(LABELS[d] for d in layout.ordered_datasets(config, g)),
-                "n_datasets": str(len(layout.ordered_datasets(config, g)))} for g in configured_grids(config)}
+                "n_datasets": str(len(layout.ordered_datasets(config, g)))} for g in layout.grids_run(config)}

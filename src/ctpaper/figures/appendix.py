@@ -86,7 +86,8 @@ def _facet_label(key: str | None, value) -> str:
         return ""
     if key == "generator":
         return _fmt_value(value)
-    name = "λ (test)" if key == "lam" else PARAM_LABELS.get(key, key)
+    # short facet strip text (the caption says that lam is the test-time lambda_egy)
+    name = PARAM_LABELS["lambda_egy"] if key == "lam" else PARAM_LABELS.get(key, key)
     return f"{name} = {_fmt_value(value)}"
 
 
