@@ -138,7 +138,7 @@ def _box_legend(fig, hues, hue_key, dataset_label, metric, n_rows) -> None:
 
     handles = [Patch(facecolor=HUE_COLORS[j % len(HUE_COLORS)], alpha=0.55, label=_fmt_value(h))
                for j, h in enumerate(hues) if h is not None]
-    top = 1 - 0.42 / (1.05 * n_rows + 0.55)
+    top = 1 - 0.42 / fig.get_figheight()      # room for the title and the legend (0.42 in)
     fig.tight_layout(rect=(0, 0, 0.97, top), w_pad=0.4, h_pad=0.5)
     title = f"{dataset_label}: change in {METRICS[metric]} vs BL"
     if handles:
@@ -190,7 +190,7 @@ def plot_maturity(points: pd.DataFrame, facets: dict, dataset_label: str):
         axes[r, 0].set_ylabel("prop. mature")
     for ax in axes[-1]:
         ax.set_xlabel("epoch", labelpad=1)
-    fig.tight_layout(rect=(0, 0, 0.97, 1 - 0.3 / (1.15 * len(rows) + 0.55)), w_pad=0.4, h_pad=0.5)
+    fig.tight_layout(rect=(0, 0, 0.97, 1 - 0.3 / fig.get_figheight()), w_pad=0.4, h_pad=0.5)
     fig.text(0.01, 0.995, f"{dataset_label}: proportion of mature training counterfactuals",
              ha="left", va="top", fontsize=8, weight="bold")
     return fig
