@@ -5,7 +5,8 @@
 #     --evaluate_ces / robustness / performance / integrated_gradients--> results/eval/{dataset}/seed{seed}/
 #     --tables / figures--> results/tables/, results/figures/  --render_paper--> results/paper/
 #
-# Targets: all (= paper), data, train, evaluate, tables, figures, fig1 ... fig5, maturity, paper.
+# Targets: all (= paper), data, train, evaluate, tables, figures, fig1 ... fig5, maturity, paper;
+# appendix (= grid_generator, grid_penalties, grid_other, tune, tune_lr; workflow/rules/appendix_report.smk).
 # Target rules (input only) always run where Snakemake runs, also in a module: no localrules list.
 # Settings: config/config.yaml (the paper), overlays such as config/smoke.yaml via --configfile.
 
@@ -24,6 +25,7 @@ include: "workflow/rules/common.smk"
 include: "workflow/rules/data.smk"
 include: "workflow/rules/train.smk"
 include: "workflow/rules/evaluate.smk"
+include: "workflow/rules/appendix_report.smk"
 include: "workflow/rules/report.smk"
 include: "workflow/rules/appendix_plan.smk"
 include: "workflow/rules/appendix.smk"

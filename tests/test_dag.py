@@ -23,7 +23,8 @@ from smk import C, CONFIG, ROOT, SLURM_PROFILE, SMOKE, TEST_PROFILE  # noqa: E40
 
 # Target rules of the Snakefile: they only collect files and run on the submitting host.
 TARGET_RULES = {"all", "data", "train", "evaluate", "tables", "figures", "fig1", "fig2", "fig3", "fig4",
-                "fig5", "maturity", "paper"}
+                "fig5", "maturity", "paper", "appendix", "grid_generator", "grid_penalties", "grid_other",
+                "tune", "tune_lr"}
 # The Snakefile's targets by stage: what each one pulls in.
 STAGES = ("data", "train", "evaluate", "report")
 TARGET_STAGE = {"data": "data", "train": "train", "evaluate": "evaluate", "all": "report",
@@ -41,6 +42,10 @@ def expected_jobs(cfg: dict, target: str = "all") -> dict[str, int]:
     real = [d for d in datasets if C.dataset_kind(d) != "synthetic"]
     mnist = "mnist" in datasets
     models = 1 + n_f  # bl + ct_<family>
+    from ctpaper.appendix.layout import figures as appendix_figures, grids_run
+
+    appx = [k for _, _, k in appendix_figures(cfg)]  # the appendix figures' kinds (ip, cost, maturity)
+    appx_grids = grids_run(cfg)
     upto = STAGES.index(TARGET_STAGE[target])
     per_stage = {
         "data": {
@@ -72,6 +77,12 @@ def expected_jobs(cfg: dict, target: str = "all") -> dict[str, int]:
             "provenance": 1,
             "paper_values": 1,
             "render_paper": 1,
+            # the appendix report: a box plot per grid, data set and metric, maturity curves per E grid
+            # and data set, a table per grid, one claims file
+            "appendix_box": sum(k != "maturity" for k in appx),
+            "appendix_maturity": sum(k == "maturity" for k in appx),
+            "appendix_table": len(appx_grids),
+            "appendix_claims": 1 if appx_grids else 0,
         },
     }
     counts: dict[str, int] = {target: 1}  # the target rule itself

@@ -36,6 +36,9 @@ _CE_SEARCH_BOUNDS = ["ce.lr", "train.adv_eps", "train.adv_eps_strict"]
 _EVERYTHING = ["seed", "datasets", "families", "data", "model", "ce", "train", "eval", "robust",
                "ig", "tables", "figures"]
 
+# the grids of the appendix (ctpaper.appendix.GRIDS; repeated: no import of the report modules here)
+_APPENDIX_GRIDS = ("generator", "penalties", "other", "tune", "tune_lr", "tune_lr_applied")
+
 READS: dict[str, list[str]] = {
     "fetch_raw": [],
     "prepare_data": [
@@ -87,6 +90,12 @@ READS: dict[str, list[str]] = {
     "figure_fig45": ["figures.seed", "figures.fig45", *_CE_SEARCH_BOUNDS],
     "figure_fig3": [],
     "figure_maturity": [],
+    # appendix report (issue 12): facets follow the order of the grid's varied parameters; the claims
+    # and the paper's appendix block also lay out which grids and data sets the run has
+    "appendix_box": ["grids.{grid}.vary"],
+    "appendix_maturity": ["grids.{grid}.vary"],
+    "appendix_table": [],
+    "appendix_claims": ["datasets", *(f"grids.{g}.{k}" for g in _APPENDIX_GRIDS for k in ("vary", "datasets"))],
     # the config hash the paper quotes covers every setting that shapes a result
     "provenance": _EVERYTHING,
     "paper_values": _EVERYTHING,

@@ -349,8 +349,8 @@ FIG_STATS_FILES = {
     f"{n}_stats": FIG_STATS.format(name=n) for n in ["fig1"] + (MNIST_FIGURES if HAS_MNIST else [])
 }
 # what the paper includes, by name: {table: its .md file}, {figure: [png, pdf]}
-PAPER_TABLES = {n: table_files(n)[1] for n in TABLE_NAMES}
-PAPER_FIGURES = {n: figure_files(n) for n in FIGURE_NAMES}
+PAPER_TABLES = {n: table_files(n)[1] for n in TABLE_NAMES} | APPENDIX_PAPER_TABLES
+PAPER_FIGURES = {n: figure_files(n) for n in FIGURE_NAMES} | APPENDIX_PAPER_FIGURES
 
 
 rule provenance:
@@ -360,6 +360,7 @@ rule provenance:
         tables=TABLE_FILES,
         figures=FIGURE_FILES,
         ig=IG_SUMMARIES,
+        appendix=APPENDIX_FILES,
     output:
         report(PROVENANCE, caption="../report/provenance.rst", category="Compute"),
     log:
@@ -426,6 +427,8 @@ rule render_paper:
         provenance=PROVENANCE,
         tables=list(PAPER_TABLES.values()),
         figures=FIGURE_FILES,
+        appendix_figures=[f for fs in APPENDIX_PAPER_FIGURES.values() for f in fs],
+        appendix=APPENDIX_CLAIMS if APPENDIX_GRIDS_RUN else [],
         sources=PAPER_SOURCES,
         qmd=os.path.join(PAPER_DIR, "paper.qmd"),
     output:

@@ -11,5 +11,5 @@ with rule_context(snakemake) as log:  # noqa: F821 - injected by Snakemake's scr
     paper_dir = str(Path(smk.input.qmd).parent)
     summary = render(paper_dir, p.build_dir, smk.input.values, p.tables, p.figures,
                      smk.output.html, smk.output.pdf, provenance_json=smk.input.provenance,
-                     producers=p.producers)
+                     producers=p.producers, appendix_json=smk.input.get("appendix") or None)
     log.info("paper: %s", summary)

@@ -396,18 +396,23 @@ def write_provenance(build: Path, prov: dict, elements: dict) -> None:
 def render(paper_dir: str | Path, build_dir: str | Path, values_json: str | Path,
            tables: dict[str, str | Path], figures: dict[str, list[str | Path]],
            out_html: str | Path, out_pdf: str | Path, *, provenance_json: str | Path,
-           producers: dict[str, dict], engine: str = "auto") -> dict:
+           producers: dict[str, dict], engine: str = "auto", appendix_json: str | Path | None = None) -> dict:
     """Assemble, check, render and check again; copy the results to ``out_html``/``out_pdf``.
 
     ``producers`` maps every table file, figure PNG and ``values_json`` to the rule that made it and
     its modules (``{"rule": ..., "modules": [...]}``); ``provenance_json`` is the run's provenance
-    record (commit, date). ``engine``: 'auto' (quarto when the CLI is on PATH, else pandoc),
+    record (commit, date); ``appendix_json`` the appendix claims (``ctpaper.appendix.claims.make``:
+    its vars become ``appendix.*``, its blocks join the generated blocks; without it the appendix
+    block is empty). ``engine``: 'auto' (quarto when the CLI is on PATH, else pandoc),
     'quarto' or 'pandoc'."""
     from ctpaper.runtime import atomic_path
 
     from ctpaper.runtime import read_json
 
     values = read_json(values_json)
+    appendix = read_json(appendix_json) if appendix_json else {"vars": {}, "blocks": {"appendix": ""}}
+    values = {**values, "vars": {**values["vars"], "appendix": appendix["vars"]},
+              "blocks": {**values["blocks"], **appendix["blocks"]}}
     build = assemble_build(paper_dir, build_dir, values, tables, figures)
     prov = read_json(provenance_json)
     write_provenance(build, prov, element_producers(build, values_json, tables, figures, producers))
