@@ -46,6 +46,10 @@ def expected_jobs(cfg: dict, target: str = "all") -> dict[str, int]:
 
     appx = [k for _, _, k in appendix_figures(cfg)]  # the appendix figures' kinds (ip, cost, maturity)
     appx_grids = grids_run(cfg)
+    from ctpaper.grids.plan import job_counts as grid_job_counts
+
+    grid_jobs = grid_job_counts(cfg)
+    revise = cfg["train"]["generator"] == "revise"
     upto = STAGES.index(TARGET_STAGE[target])
     per_stage = {
         "data": {
@@ -55,7 +59,7 @@ def expected_jobs(cfg: dict, target: str = "all") -> dict[str, int]:
         "train": {
             "train_model": n_d * n_s * models,
             # REVISE's VAE, one per dataset (shared by seeds), only for CT training with REVISE
-            "train_vae": n_d if cfg["train"]["generator"] == "revise" else 0,
+            "train_vae": n_d if revise else 0,
         },
         "evaluate": {  # every dataset x seed (x family)
             "evaluate_ces": n_d * n_s * n_f,
@@ -83,6 +87,11 @@ def expected_jobs(cfg: dict, target: str = "all") -> dict[str, int]:
             "appendix_maturity": sum(k == "maturity" for k in appx),
             "appendix_table": len(appx_grids),
             "appendix_claims": 1 if appx_grids else 0,
+            # the appendix grids: chunks of models, one evaluation per grid and data set, and the
+            # VAE of every data set with REVISE members (one per data set, shared with the body)
+            "train_chunk": grid_jobs["train_chunk"],
+            "evaluate_grid": grid_jobs["evaluate_grid"],
+            "train_vae": n_d if revise else grid_jobs["train_vae"],
         },
     }
     counts: dict[str, int] = {target: 1}  # the target rule itself
@@ -236,19 +245,22 @@ def test_slurm_jobs_request_what_the_rules_declare(dry, request):
 def test_slurm_jobs_are_dataset_groups(dry, request):
     """Through profiles/slurm only the dataset groups are SLURM jobs: every job of a grouped rule is
     in a group job, a group job covers `group-components` whole datasets, and everything else is a
-    localrule (seconds each) or a target rule. So the full config sends ceil(datasets / 3) jobs."""
+    localrule (seconds each), a target rule or an appendix grid job (a chunk of models or one grid's
+    evaluation on one data set, minutes each, sized by ctpaper.grids.plan). So the full config sends
+    ceil(datasets / 3) jobs plus the appendix's."""
     run = request.getfixturevalue(dry)
     prof = smk.profile(SLURM_PROFILE)
     grouped = {r for r, g in prof["groups"].items() if g == "dataset"}
     per_job = prof["group-components"]["dataset"]
     local = smk.local_rules() | TARGET_RULES
+    grid_rules = {"train_chunk", "evaluate_grid"}
     members: dict[int, set[str]] = {}
     for job in run["jobs"]:
         if job.rule in grouped:
             assert job.group is not None, f"{job.rule}[{job.wildcards}] is not in a group job"
             dataset = re.search(r"/(?:data|models|eval)/(\w+)/", job.fields["output"]).group(1)
             members.setdefault(job.group, set()).add(dataset)
-        else:
+        elif job.rule not in grid_rules:
             assert job.group is None and job.rule in local, f"{job.rule} would be its own SLURM job"
     datasets = run["config"]["datasets"]
     assert sorted(d for ds in members.values() for d in ds) == sorted(datasets)  # each in one job
@@ -256,7 +268,10 @@ def test_slurm_jobs_are_dataset_groups(dry, request):
     n_slurm = smk.cluster_jobs(run["jobs"], local)
     print(f"\n{run['name']}: {len(run['jobs'])} jobs, {n_slurm} SLURM jobs: "
           + "; ".join(" ".join(sorted(ds)) for ds in members.values()))
-    assert n_slurm == -(-len(datasets) // per_job)
+    from ctpaper.grids.plan import job_counts
+
+    n_grid = sum(n for r, n in job_counts(run["config"]).items() if r in grid_rules)
+    assert n_slurm == -(-len(datasets) // per_job) + n_grid
 
 
 def test_account_and_partition_from_the_command_line(variant_dry):

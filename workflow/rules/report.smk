@@ -376,7 +376,7 @@ rule provenance:
         runtime=retried(5),
     params:
         bench_dirs=benchmark_dirs,
-        project=project_path(),
+        project=lambda wildcards: project_path(),  # the checkout (relative), for the git state
         config_reads=reads("provenance"),
     script:
         "../scripts/provenance.py"

@@ -1,7 +1,7 @@
 """Rule appendix_box: box plot of the % change of IP or cost vs BL for one grid and data set (method 8)."""
 
 from ctpaper.appendix import grid_vary
-from ctpaper.config import LABELS
+from ctpaper.names import LABELS
 from ctpaper.figures.appendix import make_boxes
 from ctpaper.runtime import rule_context
 

@@ -1,7 +1,7 @@
 """Rule appendix_maturity: proportion of mature training CEs per epoch for one grid and data set."""
 
 from ctpaper.appendix import grid_vary
-from ctpaper.config import LABELS
+from ctpaper.names import LABELS
 from ctpaper.figures.appendix import make_maturity
 from ctpaper.runtime import rule_context
 

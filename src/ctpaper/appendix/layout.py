@@ -6,7 +6,7 @@ builds the DAG."""
 from __future__ import annotations
 
 from ctpaper.appendix import E_GRIDS, METRICS, PARAM_LABELS, TITLES, configured_grids, grid_datasets, grid_metrics
-from ctpaper.config import LABELS
+from ctpaper.names import LABELS
 
 
 def ordered_datasets(config, grid: str) -> list[str]:

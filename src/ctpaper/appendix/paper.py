@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from ctpaper.appendix import SECTIONS, TITLES
 from ctpaper.appendix import layout
-from ctpaper.config import LABELS
+from ctpaper.names import LABELS
 
 KIND_TEXT = {"ip": "IP", "cost": "cost", "maturity": "maturity"}
 

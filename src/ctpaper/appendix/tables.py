@@ -10,7 +10,7 @@ from typing import Iterable
 import pandas as pd
 
 from ctpaper.appendix import SECTIONS, TITLES
-from ctpaper.config import LABELS, TABLE_ORDER
+from ctpaper.names import DATASET_NAMES as TABLE_ORDER, LABELS
 from ctpaper.tables import fmt, markdown_table
 
 OBJECTIVES = ("full", "vanilla")

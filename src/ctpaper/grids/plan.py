@@ -61,16 +61,15 @@ def grid_member_settings(config: dict, grid: str, dataset: str, cell: dict) -> d
     ``apply_lr`` is true (method 9/10.1: the published E.2 grid did not apply it); lambda_egy is
     recorded as 0 where the search has no energy term (Generic, REVISE, ECCo with T = 5), so the
     cells that differ only by an inert lambda_egy share one model."""
-    from ctpaper.settings import BaselineSettings, TrainSettings
-    from ctpaper.training import model_settings
+    from ctpaper.settings import BaselineSettings, TrainSettings   # no torch: the DAG builds this
 
     spec = config["grids"][grid]
     values = cell["values"]
     if cell["objective"] == "vanilla":
-        s = model_settings(config, dataset, "bl")
+        s = BaselineSettings.from_config(config, dataset).to_dict()
         s.update({k: values[k] for k in BL_PARAMETERS if k in values})
         return BaselineSettings.from_dict(s).to_dict()
-    s = model_settings(config, dataset, "ct_free")
+    s = TrainSettings.from_config(config, dataset).to_dict()
     table2 = set(spec.get("table2", []))
     for key in config["train"].get("per_dataset", {}).get(dataset, {}):
         if key not in table2:
