@@ -1,7 +1,9 @@
 """The fast path of the input-space search: ``reference_search`` on a shrinking working set.
 
 Same floating-point operations as ``ctpaper.search.reference`` (tests/test_search_reference.py checks
-bit-identity), arranged for speed:
+bit-identity; after a compaction the model runs on fewer rows, and a matrix-product kernel may round a
+row differently for another batch size, so then the two agree to float32 rounding), arranged for
+speed:
 - **compaction**: once >= 25% of the working set has converged (and at least ``MIN_COMPACT_ROWS``
   rows still search), finished rows are written back and leave the working set;
 - otherwise finished rows stay in it under the mask ``searching`` (their gradient is zeroed; clamping
