@@ -136,16 +136,16 @@ def test_redraw_pairs_per_run():
     assert len(set(pairs.values())) > 1
 
 
-def _rerun_search(ds, models, cfg, model="BL", li=1, family="free"):
-    """The CEs of one (model, lambda) block of ``evaluate``, rerun with the same generator."""
-    from ctpaper.search import search
+def _rerun_search(ds, models, cfg, model="BL", family="free"):
+    """The CEs of one (model, lambda) block of ``evaluate``, recomputed by the reference search
+    (``ctpaper.search.reference_search``; LS has no one-hot blocks, so no random tie-breaking)."""
+    from ctpaper.search import reference_search
 
     s = protocol.EvalSettings.from_config(cfg, "ls", family)
-    return s, lambda sub, lam: search(
+    return s, lambda sub, lam: reference_search(
         models[model], ds.X_test[torch.tensor(sub["factual_index"].to_numpy())],
         torch.tensor(sub["target"].to_numpy()), s.search_config(lam), ds.lower, ds.upper,
-        mutability=ds.mutability(family),
-        generator=protocol.torch_generator(s.seed_global, "ls", family, 2025, "search", model, li))
+        mutability=ds.mutability(family))
 
 
 def test_metrics_columns_match_direct_computation(toy):
@@ -244,7 +244,7 @@ def test_ip_star_groups(toy):
     # recompute every group of one lambda for both models: X = the group's CEs (subsampled with the
     # "mmd_ce" stream when larger than n_samples), Y = test rows of class t drawn with the
     # model-independent "mmd_ref" stream, i.e. the same Y for CT and BL
-    from ctpaper.search import search
+    from ctpaper.search import reference_search
 
     s = protocol.EvalSettings.from_config(small_config(), "ls")
     y_np = ds.y_test.numpy()
@@ -254,10 +254,8 @@ def test_ip_star_groups(toy):
         sub = ces[(ces["model"] == m) & (ces["lambda_egy"] == lam)].reset_index(drop=True)
         x = ds.X_test[torch.tensor(sub["factual_index"].to_numpy())]
         t = torch.tensor(sub["target"].to_numpy())
-        res = search(model, x, t, s.search_config(lam), ds.lower, ds.upper,
-                     mutability=ds.mutability("free"),
-                     generator=protocol.torch_generator(s.seed_global, "ls", "free", 2025,
-                                                        "search", m, li))
+        res = reference_search(model, x, t, s.search_config(lam), ds.lower, ds.upper,
+                               mutability=ds.mutability("free"))   # LS: no one-hot blocks
         for (r, tc), g in sub.groupby(["run", "target"]):
             rows = g.index.to_numpy().copy()  # pandas hands out a read-only view
             if len(rows) > n_s:
@@ -286,14 +284,14 @@ def test_ip_star_train_all_reference():
     counts = {c: int((ds.y_train == c).sum()) for c in range(ds.n_classes)}
     assert (mmd["n_ref"] == mmd["target"].map(counts)).all()
     # all CEs of a group enter X (n_samples = 100 > group size): recompute one group directly
-    from ctpaper.search import search
+    from ctpaper.search import reference_search
 
     s = protocol.EvalSettings.from_config(cfg, "ls")
     sub = ces[(ces["model"] == "CT") & (ces["lambda_egy"] == 0.5)]
     x = ds.X_test[torch.tensor(sub["factual_index"].to_numpy())]
     t = torch.tensor(sub["target"].to_numpy())
-    res = search(models["CT"], x, t, s.search_config(0.5), ds.lower, ds.upper,
-                 mutability=ds.mutability("free"))
+    res = reference_search(models["CT"], x, t, s.search_config(0.5), ds.lower, ds.upper,
+                           mutability=ds.mutability("free"))
     row = mmd[(mmd["model"] == "CT") & (mmd["lambda_egy"] == 0.5) & (mmd["n_ce"] >= 2)].iloc[0]
     sel = ((sub["run"] == row["run"]) & (sub["target"] == row["target"])).to_numpy()
     want = metrics.mmd2_unbiased(res.x_cf[torch.tensor(sel)],
@@ -307,15 +305,15 @@ def test_protected_family_keeps_protected_features_and_has_no_ip_star():
     assert ces["ip_star"].isna().all() and len(mmd) == 0
     assert list(mmd.columns) == protocol.MMD_COLUMNS
     # re-run one configuration and check the CEs directly
-    from ctpaper.search import search
+    from ctpaper.search import reference_search
 
     s = protocol.EvalSettings.from_config(small_config(), "ls", "protected")
     for m in ("CT", "BL"):
         sub = ces[(ces["model"] == m) & (ces["lambda_egy"] == 5.0)]
         x = ds.X_test[torch.tensor(sub["factual_index"].to_numpy())]
         t = torch.tensor(sub["target"].to_numpy())
-        res = search(models[m], x, t, s.search_config(5.0), ds.lower, ds.upper,
-                     mutability=ds.mutability("protected"))
+        res = reference_search(models[m], x, t, s.search_config(5.0), ds.lower, ds.upper,
+                               mutability=ds.mutability("protected"))
         assert (res.steps.numpy() == sub["steps"].to_numpy()).all()
         assert torch.equal(res.x_cf[:, [0, 2]], x[:, [0, 2]])
         assert (res.x_cf[:, 1] != x[:, 1]).any()          # the mutable feature does move
@@ -329,18 +327,19 @@ def test_categorical_blocks_stay_one_hot():
     for family in ("free", "protected"):
         ces, _, models = evaluate(ds, family=family, dataset="adult", model_seeds=(4, 6))
         s = protocol.EvalSettings.from_config(small_config(), "adult")
-        from ctpaper.search import search
+        from ctpaper.search import reference_search
 
-        for li, lam in enumerate(s.lambda_egy_grid):
+        for lam in s.lambda_egy_grid:
             for m in ("CT", "BL"):
                 sub = ces[(ces["model"] == m) & (ces["lambda_egy"] == lam)]
                 x = ds.X_test[torch.tensor(sub["factual_index"].to_numpy())]
                 t = torch.tensor(sub["target"].to_numpy())
-                res = search(models[m], x, t, s.search_config(lam), ds.lower, ds.upper,
-                             mutability=ds.mutability(family), categorical_blocks=list(blocks),
-                             clamp_mask=protocol._clamp_mask(7, list(blocks)),
-                             generator=protocol.torch_generator(s.seed_global, "adult", family,
-                                                                2025, "search", m, li))
+                # the reference search with its own tie-breaking stream: after a gradient step
+                # the values of a block are (almost surely) never tied
+                res = reference_search(models[m], x, t, s.search_config(lam), ds.lower, ds.upper,
+                                       mutability=ds.mutability(family),
+                                       categorical_blocks=list(blocks),
+                                       clamp_mask=protocol._clamp_mask(7, list(blocks)))
                 assert (res.steps.numpy() == sub["steps"].to_numpy()).all()
                 assert np.allclose(sub["cost"], (res.x_cf - x).abs().sum(1).double(), atol=1e-5)
                 for b in blocks:

@@ -20,7 +20,7 @@ rule train_chunk:
             "stack/adam.py",
             "stack/revise.py",
             "training.py",
-            "search.py",
+            "search/",
             "models.py",
         ),
     output:
@@ -55,7 +55,7 @@ rule evaluate_grid:
             "evaluation/metrics.py",
             "evaluation/performance.py",
             "stack/search.py",
-            "search.py",
+            "search/",
         ),
     output:
         **GRID_OUTPUTS,

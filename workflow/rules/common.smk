@@ -129,10 +129,18 @@ def project_path(*parts):
 
 
 def code(*modules):
-    """The library modules (paths under src/ctpaper/) a rule runs. They are inputs, so editing a
-    figure's or a stage's module reruns that rule and what depends on it (shared infrastructure such
-    as config.py and runtime.py is left out on purpose)."""
-    return [project_path("src", "ctpaper", m) for m in modules]
+    """The library modules (paths under src/ctpaper/) a rule runs; a package given as "name/" stands
+    for all its modules. They are inputs, so editing a figure's or a stage's module reruns that rule
+    and what depends on it (shared infrastructure such as config.py and runtime.py is left out on
+    purpose)."""
+    out = []
+    for m in modules:
+        if m.endswith("/"):
+            pkg = project_path("src", "ctpaper", m)
+            out += sorted(os.path.join(pkg, f) for f in os.listdir(pkg) if f.endswith(".py"))
+        else:
+            out.append(project_path("src", "ctpaper", m))
+    return out
 
 
 def producers(paths):

@@ -20,7 +20,7 @@ EVAL_EXTRA_FILES = [IG_SUMMARY.format(dataset=d, seed=s) for d in DATASETS for s
 rule evaluate_ces:
     input:
         **DATA_IN,
-        code=code("search.py", "evaluation/protocol.py", "evaluation/metrics.py"),
+        code=code("search/", "evaluation/protocol.py", "evaluation/metrics.py"),
         ct=_model_file("ct_{family}"),
         bl=_model_file("bl"),
     output:

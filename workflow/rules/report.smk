@@ -185,7 +185,7 @@ rule figure_fig1:
             "figures/fig1.py",
             "figures/style.py",
             "training.py",
-            "search.py",
+            "search/",
             "models.py",
             "data/io.py",
             "data/synthetic.py",
@@ -222,7 +222,7 @@ if HAS_MNIST:
     rule figure_fig2:
         input:
             **MNIST_DATA,
-            code=code("figures/fig2.py", "figures/style.py", "search.py"),
+            code=code("figures/fig2.py", "figures/style.py", "search/"),
             bl=_fig_model("mnist", "bl"),
             ct=_fig_model("mnist", "ct_protected"),
             ig_maps=IG_MAPS.format(seed=FIG_SEED),
@@ -254,7 +254,7 @@ if HAS_MNIST:
     rule figure_fig45:
         input:
             **MNIST_DATA,
-            code=code("figures/fig45.py", "figures/style.py", "search.py"),
+            code=code("figures/fig45.py", "figures/style.py", "search/"),
             model=lambda wc: _fig_model("mnist", "ct_free" if wc.name == "fig4" else "bl"),
         output:
             png=report(

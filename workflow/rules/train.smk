@@ -22,7 +22,7 @@ TRAIN_RESOURCES = {
 rule train_model:
     input:
         unpack(_train_inputs),
-        code=code("models.py", "search.py", "training.py"),
+        code=code("models.py", "search/", "training.py"),
     output:
         model=MODEL_PT,
         log=MODEL_LOG,
