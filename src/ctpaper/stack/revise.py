@@ -23,13 +23,18 @@ from ctpaper.stack.search import (StackSearchResult, _Members, _WorkingSet, forw
 def _sample_latent(vae, x: Tensor, ws: _WorkingSet, n_rows: Sequence[int],
                    generators: Sequence[torch.Generator], drawing: Tensor) -> Tensor:
     """z ~ q(z|x) for the working rows ``x`` (K', N', D). Member k of ``ws.members`` draws N(0, I)
-    noise for all its ``n_rows[k]`` rows from ``generators[k]`` when ``drawing[k']`` (as alone)."""
+    noise for all its ``n_rows[k]`` rows from ``generators[k]`` when ``drawing[k']`` (as alone),
+    into its rows of one buffer kept across steps (rows of members that do not draw are not used:
+    their rows are finished)."""
     mu, log_sigma = vae.encode(x)
-    noise = torch.zeros(len(n_rows), max(n_rows), mu.shape[2], dtype=mu.dtype)
+    noise = ws.extra_buffers.get("noise")
+    if noise is None:
+        K, N = ws.live.shape                 # the first call: the full working set
+        noise = ws.extra_buffers["noise"] = torch.zeros(K, N, mu.shape[2], dtype=mu.dtype)
     for k in ws.members[drawing].tolist():
-        noise[k, :n_rows[k]] = torch.randn((n_rows[k], mu.shape[2]), generator=generators[k],
-                                           dtype=mu.dtype)
-    return mu + log_sigma.exp() * noise[ws.members[:, None], ws.rows]
+        torch.randn((n_rows[k], mu.shape[2]), generator=generators[k], dtype=mu.dtype,
+                    out=noise[k, :n_rows[k]])
+    return mu + log_sigma.exp() * (noise if ws.is_full else noise[ws.members[:, None], ws.rows])
 
 
 def _within(d: Tensor, s: _Members) -> Tensor:

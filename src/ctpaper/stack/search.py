@@ -100,6 +100,7 @@ class _WorkingSet:
     def __init__(self, x: Tensor, target: Tensor, valid: Tensor, s: _Members, weights=None):
         K, N, _ = x.shape
         self.extra: dict[str, Tensor] = {}   # further per-row state compacted alongside (REVISE z)
+        self.extra_buffers: dict[str, Tensor] = {}   # per-search buffers in the full (K, N) layout
         self.members = torch.arange(K)
         self.rows = torch.arange(N).expand(K, N)
         self.live = valid.clone()            # rows owned by this working set (written back)
