@@ -22,12 +22,17 @@ class StackedAdam:
                  eps: float = 1e-8):
         self.params = list(params)
         self.lrs = sorted({float(v) for v in lr})
-        self.lr_index = torch.tensor([self.lrs.index(float(v)) for v in lr])
+        self._lr_index = [self.lrs.index(float(v)) for v in lr]
         self.beta1, self.beta2 = (float(b) for b in betas)
         self.eps = float(eps)
         self.exp_avg = [torch.zeros_like(p) for p in self.params]
         self.exp_avg_sq = [torch.zeros_like(p) for p in self.params]
-        self.steps = torch.zeros(len(lr), dtype=torch.long)
+        self._steps = [0] * len(lr)             # per-member step counts (Python: no per-step ops)
+
+    @property
+    def steps(self) -> Tensor:
+        """Per-member step counts (K,)."""
+        return torch.tensor(self._steps)
 
     def zero_grad(self) -> None:
         for p in self.params:
@@ -35,31 +40,36 @@ class StackedAdam:
 
     def step(self, update: Tensor) -> None:
         """One Adam step for the members with ``update[k]`` True (bool (K,))."""
-        active = update.nonzero().squeeze(1)
-        if active.numel() == 0:
+        flags = update.tolist()
+        groups: dict[tuple[int, int], list[int]] = {}
+        for k, on in enumerate(flags):
+            if on:
+                self._steps[k] += 1
+                groups.setdefault((self._steps[k], self._lr_index[k]), []).append(k)
+        if not groups:
             return
-        self.steps[active] += 1
-        key = self.steps[active] * len(self.lrs) + self.lr_index[active]   # (step, lr) per member
-        K = self.steps.numel()
+        K = len(flags)
         with torch.no_grad():
-            for group in torch.unique(key).tolist():
-                members = active[key == group]
-                sel = None if members.numel() == K else members
-                step, lr = divmod(group, len(self.lrs))
-                for i in range(len(self.params)):
-                    self._update(i, sel, step, self.lrs[lr])
+            for (step, lr), members in groups.items():
+                sel = None if len(members) == K else torch.tensor(members)
+                self._update(sel, step, self.lrs[lr])
 
-    def _update(self, i: int, sel: Tensor | None, step: int, lr: float) -> None:
-        p, m, v, g = self.params[i], self.exp_avg[i], self.exp_avg_sq[i], self.params[i].grad
+    def _update(self, sel: Tensor | None, step: int, lr: float) -> None:
+        """The Adam step of members ``sel`` (None: all) for every parameter at once (foreach ops:
+        on the CPU the per-tensor kernels, so the values of the single-tensor path)."""
+        p, m, v = self.params, self.exp_avg, self.exp_avg_sq
+        g = [t.grad for t in p]
         if sel is not None:
-            p, m, v, g = p[sel], m[sel], v[sel], g[sel]
-        m.lerp_(g, 1 - self.beta1)
-        v.mul_(self.beta2).addcmul_(g, g, value=1 - self.beta2)
+            p, m, v, g = ([t[sel] for t in ts] for ts in (p, m, v, g))
+        torch._foreach_lerp_(m, g, 1 - self.beta1)
+        torch._foreach_mul_(v, self.beta2)
+        torch._foreach_addcmul_(v, g, g, value=1 - self.beta2)
         bias_correction1 = 1 - self.beta1 ** step
         bias_correction2_sqrt = (1 - self.beta2 ** step) ** 0.5
-        denom = (v.sqrt() / bias_correction2_sqrt).add_(self.eps)
-        p.addcdiv_(m, denom, value=-(lr / bias_correction1))
+        denom = torch._foreach_sqrt(v)
+        torch._foreach_div_(denom, bias_correction2_sqrt)
+        torch._foreach_add_(denom, self.eps)
+        torch._foreach_addcdiv_(p, m, denom, value=-(lr / bias_correction1))
         if sel is not None:
-            self.params[i].index_copy_(0, sel, p)
-            self.exp_avg[i].index_copy_(0, sel, m)
-            self.exp_avg_sq[i].index_copy_(0, sel, v)
+            for dst, src in zip((*self.params, *self.exp_avg, *self.exp_avg_sq), (*p, *m, *v)):
+                dst.index_copy_(0, sel, src)

@@ -56,6 +56,11 @@ class StackedMLP(nn.Module):
         h = torch.baddbmm(b1[:, None, :], x, W1.transpose(1, 2)).relu_()   # baddbmm keeps no output
         return torch.baddbmm(b2[:, None, :], h, W2.transpose(1, 2))
 
+    def weights(self, members: Tensor | None = None) -> "MemberWeights":
+        """The (detached) parameters of ``members`` (default: all) for the CE searches."""
+        w = MemberWeights(self.W1.detach(), self.b1.detach(), self.W2.detach(), self.b2.detach())
+        return w if members is None else w.take(members)
+
     def member(self, k: int) -> MLP:
         """Member ``k`` as a stand-alone ``ctpaper.models.MLP`` (a copy of its parameters)."""
         H, D = self.W1.shape[1:]
@@ -66,3 +71,29 @@ class StackedMLP(nn.Module):
             model.fc2.weight.copy_(self.W2[k])
             model.fc2.bias.copy_(self.b2[k])
         return model
+
+
+class MemberWeights:
+    """Detached parameters of K' members laid out for the stacked layers: ``W1`` (K', H, D) and
+    ``W2`` (K', C, H) contiguous (the input gradients multiply by them), their transposes (views,
+    the forward multiplies by them) and the biases as (K', 1, .) rows. Calling it is the forward of
+    ``StackedMLP`` (the same ops, so the same values)."""
+
+    def __init__(self, W1: Tensor, b1: Tensor, W2: Tensor, b2: Tensor):
+        self.W1, self.W2 = W1.contiguous(), W2.contiguous()
+        self.W1t, self.W2t = self.W1.transpose(1, 2), self.W2.transpose(1, 2)
+        self.b1, self.b2 = b1[:, None, :], b2[:, None, :]
+
+    def take(self, idx: Tensor) -> "MemberWeights":
+        """The weights of members ``idx`` (positions in this set)."""
+        return MemberWeights(self.W1[idx], self.b1[idx, 0], self.W2[idx], self.b2[idx, 0])
+
+    def hidden(self, x: Tensor, out: Tensor | None = None) -> Tensor:
+        """ReLU(x W1^T + b1) of inputs (K', n, D), in ``out`` if given."""
+        return torch.baddbmm(self.b1, x, self.W1t, out=out).relu_()
+
+    def logits(self, h: Tensor, out: Tensor | None = None) -> Tensor:
+        return torch.baddbmm(self.b2, h, self.W2t, out=out)
+
+    def __call__(self, x: Tensor) -> Tensor:
+        return self.logits(self.hidden(x))

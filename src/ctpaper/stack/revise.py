@@ -16,20 +16,25 @@ import torch
 from torch import Tensor
 
 from ctpaper.search import SearchConfig, _bounds
-from ctpaper.stack.search import (StackSearchResult, _Members, _WorkingSet,
-                                  forward_and_check)
+from ctpaper.stack.search import (StackSearchResult, _Members, _WorkingSet, forward_and_check,
+                                  member_weights)
 
 
 def _sample_latent(vae, x: Tensor, ws: _WorkingSet, n_rows: Sequence[int],
                    generators: Sequence[torch.Generator], drawing: Tensor) -> Tensor:
     """z ~ q(z|x) for the working rows ``x`` (K', N', D). Member k of ``ws.members`` draws N(0, I)
-    noise for all its ``n_rows[k]`` rows from ``generators[k]`` when ``drawing[k']`` (as alone)."""
+    noise for all its ``n_rows[k]`` rows from ``generators[k]`` when ``drawing[k']`` (as alone),
+    into its rows of one buffer kept across steps (rows of members that do not draw are not used:
+    their rows are finished)."""
     mu, log_sigma = vae.encode(x)
-    noise = torch.zeros(len(n_rows), max(n_rows), mu.shape[2], dtype=mu.dtype)
+    noise = ws.extra_buffers.get("noise")
+    if noise is None:
+        K, N = ws.live.shape                 # the first call: the full working set
+        noise = ws.extra_buffers["noise"] = torch.zeros(K, N, mu.shape[2], dtype=mu.dtype)
     for k in ws.members[drawing].tolist():
-        noise[k, :n_rows[k]] = torch.randn((n_rows[k], mu.shape[2]), generator=generators[k],
-                                           dtype=mu.dtype)
-    return mu + log_sigma.exp() * noise[ws.members[:, None], ws.rows]
+        torch.randn((n_rows[k], mu.shape[2]), generator=generators[k], dtype=mu.dtype,
+                    out=noise[k, :n_rows[k]])
+    return mu + log_sigma.exp() * (noise if ws.is_full else noise[ws.members[:, None], ws.rows])
 
 
 def _within(d: Tensor, s: _Members) -> Tensor:
@@ -41,15 +46,16 @@ def stacked_revise_search(net, vae, x: Tensor, target: Tensor, valid: Tensor,
                           cfgs: Sequence[SearchConfig], lower, upper,
                           generators: Sequence[torch.Generator], *,
                           compact: bool = True) -> StackSearchResult:
-    """REVISE searches of K members (factuals ``x`` (K, N, D), ``valid`` (K, N) real rows, member
-    k's rows first); ``generators[k]`` is member k's stream."""
+    """REVISE searches of K members of ``net`` (a ``StackedMLP`` or its ``MemberWeights``; factuals
+    ``x`` (K, N, D), ``valid`` (K, N) real rows, member k's rows first); ``generators[k]`` is member
+    k's stream."""
     x, target = x.detach(), target.detach().long()
     K, N, D = x.shape
     s = _Members.from_configs([SearchConfig(**{**c.__dict__, "generator": "generic"})
                                for c in cfgs], None, D)
     lo, hi = _bounds(lower, upper, None, D, x)
     n_rows = valid.sum(1).tolist()
-    ws = _WorkingSet(x, target, valid)
+    ws = _WorkingSet(x, target, valid, s, member_weights(net))
     x_cf, x_adv = x.clone(), x.clone()
     steps = torch.zeros(K, N, dtype=torch.long)
     mature = torch.zeros(K, N, dtype=torch.bool)
@@ -67,7 +73,7 @@ def stacked_revise_search(net, vae, x: Tensor, target: Tensor, valid: Tensor,
             if not bool(alive.any()):
                 break
             loss = (-logp_t.sum()
-                    + (s.lambda_cst[ws.members][:, None, None] * (x_dec - ws.x_factual).abs()).sum())
+                    + (ws.lambda_cst * (x_dec - ws.x_factual).abs()).sum())
             (g,) = torch.autograd.grad(loss, z_var)
             with torch.no_grad():
                 _latent_step(vae, g, alive, ws, s, n_rows, generators, lo, hi)
@@ -84,7 +90,7 @@ def _latent_step(vae, g: Tensor, alive: Tensor, ws: _WorkingSet, s: _Members, n_
     """dz = -lr g (non-finite -> 0, finished rows 0); x'' = clamp(dec(z + dz)); z = a fresh sample
     of q(z|x''); x' = dec(z); nascent-AE tracker. In place on the working set."""
     z = ws.extra["z"]
-    dz = torch.nan_to_num(s.neg_lr[ws.members][:, None, None] * g, nan=0.0, posinf=0.0,
+    dz = torch.nan_to_num(ws.neg_lr_col * g, nan=0.0, posinf=0.0,
                           neginf=0.0)
     dz.mul_(alive[:, :, None])
     x_clamped = vae.decode(z + dz).clamp_(lo, hi)

@@ -27,6 +27,7 @@ from typing import Sequence
 import torch
 from torch import Tensor
 
+from ctpaper.stack.mlp import MemberWeights, StackedMLP
 from ctpaper.search import (ENERGY_QUAD, SearchConfig, _bounds, _scalar_bounds, energy_weight,
                             mutability_step_bounds)
 
@@ -92,11 +93,14 @@ def _stacked_g_bounds(mutability, K: int, D: int) -> tuple[Tensor, Tensor] | Non
 
 
 class _WorkingSet:
-    """The rows still searching: members (K',), their rows (K', N') and the tensors of those rows."""
+    """The rows still searching: members (K',), their rows (K', N') and the tensors of those rows,
+    plus what the loop reads per working member (weights and settings as (K', 1[, 1]) columns,
+    selected once per compaction instead of once per step)."""
 
-    def __init__(self, x: Tensor, target: Tensor, valid: Tensor):
+    def __init__(self, x: Tensor, target: Tensor, valid: Tensor, s: _Members, weights=None):
         K, N, _ = x.shape
         self.extra: dict[str, Tensor] = {}   # further per-row state compacted alongside (REVISE z)
+        self.extra_buffers: dict[str, Tensor] = {}   # per-search buffers in the full (K, N) layout
         self.members = torch.arange(K)
         self.rows = torch.arange(N).expand(K, N)
         self.live = valid.clone()            # rows owned by this working set (written back)
@@ -105,6 +109,24 @@ class _WorkingSet:
         self.x_adv = x.clone()
         self.d = torch.zeros_like(x)          # x' - x
         self.is_full = True                   # members and rows are the identity
+        self.s, self.weights = s, weights
+        self._select(None)
+
+    def _select(self, keep: Tensor | None) -> None:
+        """Per-member columns of the working members (``keep``: positions kept by a compaction)."""
+        s, m = self.s, self.members
+        self.t3 = self.t[:, :, None]
+        self.tau = s.tau[m][:, None]
+        self.T = torch.tensor(s.T)[m][:, None]
+        self.lambda_cst = s.lambda_cst[m][:, None, None]
+        self.any_cst = bool((self.lambda_cst > 0).any())
+        neg_lr = s.neg_lr[m]
+        self.neg_lr_col = neg_lr[:, None, None]
+        self.neg_lr = float(neg_lr[0]) if bool((neg_lr == neg_lr[0]).all()) else neg_lr[:, None, None]
+        self.g_bounds = None if s.g_bounds is None else (s.g_bounds[0][m], s.g_bounds[1][m])
+        if self.weights is not None and keep is not None:
+            self.weights = self.weights.take(keep)
+        self.member_list = m.tolist()
 
     def write_back(self, x_cf: Tensor, x_adv: Tensor) -> None:
         m = self.members[:, None].expand_as(self.rows)[self.live]
@@ -134,6 +156,7 @@ class _WorkingSet:
         self.x_adv, self.d = take(self.x_adv), take(self.d)
         self.extra = {name: take(v) for name, v in self.extra.items()}
         self.is_full = False
+        self._select(keep)
         return alive
 
     def worth_compacting(self, alive: Tensor) -> bool:
@@ -142,12 +165,22 @@ class _WorkingSet:
         return slots <= COMPACT_FRACTION * alive.numel()
 
 
+def member_weights(net) -> MemberWeights:
+    """The weights of a ``StackedMLP`` (all members) or a ``MemberWeights`` as is."""
+    if isinstance(net, MemberWeights):
+        return net
+    if isinstance(net, StackedMLP):
+        return net.weights()
+    raise TypeError(f"stacked searches take a StackedMLP or MemberWeights, not {type(net).__name__}")
+
+
 def stacked_search(net, x: Tensor, target: Tensor, valid: Tensor, cfgs: Sequence[SearchConfig],
                    lower, upper, mutability: Sequence[Tensor | None] | None = None, *,
                    compact: bool = True) -> StackSearchResult:
     """Search CEs for the factuals ``x`` (K, N, D) towards ``target`` (K, N) of the K members of
-    ``net`` (a ``StackedMLP``); ``cfgs[k]`` and ``mutability[k]`` are member k's settings,
-    ``valid`` (K, N) marks the real rows (member k searches ``valid[k].sum()`` factuals)."""
+    ``net`` (a ``StackedMLP`` or its ``MemberWeights``); ``cfgs[k]`` and ``mutability[k]`` are member
+    k's settings, ``valid`` (K, N) marks the real rows (member k searches ``valid[k].sum()``
+    factuals)."""
     x, target = x.detach(), target.detach().long()
     K, N, D = x.shape
     s = _Members.from_configs(cfgs, mutability, D)
@@ -156,21 +189,19 @@ def stacked_search(net, x: Tensor, target: Tensor, valid: Tensor, cfgs: Sequence
     x_cf, x_adv = x.clone(), x.clone()
     steps = torch.zeros(K, N, dtype=torch.long)
     mature = torch.zeros(K, N, dtype=torch.bool)
-    ws = _WorkingSet(x, target, valid)
+    ws = _WorkingSet(x, target, valid, s, member_weights(net))
     alive = valid.clone()
-    with torch.enable_grad():
+    with torch.no_grad():
         for k in range(max(s.T) + 1):
-            x_var = ws.x_prime.detach().requires_grad_(True)
-            logits, logp_t, alive = forward_and_check(net, x_var, alive, k, s, ws, steps, mature)
+            h, logits, logp, logp_t = _forward(ws)
+            alive = _check(alive, logp_t, k, ws, steps, mature)
             if not bool(alive.any()):
                 break
-            g = _gradient(x_var, logits, logp_t, ws, k, s)
-            with torch.no_grad():
-                _step(g, alive, k, s, ws, clamp_to)
-                if compact and ws.worth_compacting(alive):
-                    ws.write_back(x_cf, x_adv)
-                    alive = ws.compact(alive)
-    with torch.no_grad():
+            g = _input_gradient(ws, h, logits, logp, k)
+            _step(g, alive, k, ws, clamp_to)
+            if compact and ws.worth_compacting(alive):
+                ws.write_back(x_cf, x_adv)
+                alive = ws.compact(alive)
         ws.write_back(x_cf, x_adv)
         virgin = valid & (steps == 0)     # stopped before the first step: the factual itself
         x_cf[virgin] = x[virgin]
@@ -178,71 +209,85 @@ def stacked_search(net, x: Tensor, target: Tensor, valid: Tensor, cfgs: Sequence
     return StackSearchResult(x_cf, x_adv, mature, steps)
 
 
+def _forward(ws: _WorkingSet) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    """Hidden activations, logits, log-softmax and log p_t of the working rows."""
+    w = ws.weights
+    h = w.hidden(ws.x_prime)
+    logits = w.logits(h)
+    logp = logits.log_softmax(2)
+    return h, logits, logp, logp.gather(2, ws.t3)
+
+
+def _input_gradient(ws: _WorkingSet, h: Tensor, logits: Tensor, logp: Tensor, k: int) -> Tensor:
+    """g = grad of sum_i [CE(M(x'_i), t_i) + lambda_egy pen_egy_k(x'_i)] w.r.t. x', by hand: the
+    backward ops autograd runs for that loss (log-softmax backward, the energy term's chain rule in
+    autograd's accumulation order, two bmm's and the ReLU mask), so g is bit-identical to
+    ``torch.autograd.grad`` of it (and to ``ctpaper.search.search``); the L1 term is added in
+    closed form by ``_step``."""
+    w = ws.weights
+    grad_logp = torch.zeros_like(logp).scatter_(2, ws.t3, -1.0)       # d(-sum log p_t)/d logp
+    grad_logits = torch._log_softmax_backward_data(grad_logp, logp, 2, logp.dtype)
+    phi = ws.s.phi(k, ws.member_list)
+    if any(phi):   # loss += sum phi_k (e + Q e^2), e = -z_t: de = (phi + phi Q e) + phi e Q
+        phi_t = torch.tensor(phi)[:, None, None]
+        e = -logits.gather(2, ws.t3)
+        de = (phi_t + phi_t * (e * ENERGY_QUAD)) + (phi_t * e) * ENERGY_QUAD
+        grad_logits.scatter_add_(2, ws.t3, -de)
+    grad_h = torch.bmm(grad_logits, w.W2)
+    torch.ops.aten.threshold_backward.grad_input(grad_h, h, 0, grad_input=grad_h)   # ReLU
+    return torch.bmm(grad_h, w.W1)
+
+
 def forward_and_check(net, x_in: Tensor, alive: Tensor, k: int, s: _Members, ws: _WorkingSet,
                       steps: Tensor, mature: Tensor) -> tuple[Tensor, Tensor, Tensor]:
-    """Logits and log p_t of the working rows ``x_in`` and the convergence check before step k;
-    returns (logits, log p_t, rows that take step k)."""
-    logits = net(x_in, None if ws.is_full else ws.members)
-    logp_t = logits.log_softmax(2).gather(2, ws.t[:, :, None])
+    """Logits and log p_t of the inputs ``x_in`` of the working rows (through ``ws.weights``, with
+    autograd if ``x_in`` requires it) and the convergence check before step k; returns (logits,
+    log p_t, rows that take step k). ``net`` and ``s`` are unused (kept for callers)."""
+    logits = ws.weights(x_in)
+    logp_t = logits.log_softmax(2).gather(2, ws.t3)
     with torch.no_grad():
-        alive = _check(alive, logp_t, k, s, ws, steps, mature)
+        alive = _check(alive, logp_t, k, ws, steps, mature)
     return logits, logp_t, alive
 
 
-def _check(alive: Tensor, logp_t: Tensor, k: int, s: _Members, ws: _WorkingSet, steps: Tensor,
+def _check(alive: Tensor, logp_t: Tensor, k: int, ws: _WorkingSet, steps: Tensor,
            mature: Tensor) -> Tensor:
     """Convergence check before step k (method 4.2) and each member's budget T: rows that stop now
     record k steps and their maturity; returns the rows that take step k."""
     p_t = logp_t.detach().exp().squeeze(2)
-    tau = s.tau[ws.members][:, None]
-    in_budget = (torch.tensor(s.T)[ws.members] > k)[:, None]
-    go_on = in_budget & (p_t < tau) if s.threshold else in_budget.expand_as(p_t)
+    in_budget = ws.T > k
+    go_on = in_budget & (p_t < ws.tau) if ws.s.threshold else in_budget.expand_as(p_t)
     done = alive & ~go_on
     if bool(done.any()):
         m = ws.members[:, None].expand_as(ws.rows)[done]
         r = ws.rows[done]
         steps[m, r] = k
-        if s.threshold:   # converged: mature after >= 1 step; budget spent: final check p_t >= tau
-            mature[m, r] = torch.where(in_budget, torch.tensor(k > 0), p_t >= tau)[done]
+        if ws.s.threshold:   # converged: mature after >= 1 step; budget spent: final check p_t >= tau
+            mature[m, r] = torch.where(in_budget, torch.tensor(k > 0), p_t >= ws.tau)[done]
         else:
             mature[m, r] = True
     return alive & go_on
 
 
-def _gradient(x_var: Tensor, logits: Tensor, logp_t: Tensor, ws: _WorkingSet, k: int,
-              s: _Members) -> Tensor:
-    """g = grad of sum_i [CE(M(x'_i), t_i) + lambda_egy pen_egy_k(x'_i)] w.r.t. the state (the L1
-    term is added in closed form by ``_step``)."""
-    loss = -logp_t.sum()
-    phi = s.phi(k, ws.members.tolist())
-    if any(phi):
-        e = -logits.gather(2, ws.t[:, :, None])
-        loss = loss + (torch.tensor(phi)[:, None, None] * (e + ENERGY_QUAD * e * e)).sum()
-    (g,) = torch.autograd.grad(loss, x_var)
-    return g
-
-
-def _step(g: Tensor, alive: Tensor, k: int, s: _Members, ws: _WorkingSet, clamp_to) -> None:
+def _step(g: Tensor, alive: Tensor, k: int, ws: _WorkingSet, clamp_to) -> None:
     """x' += -lr g with the L1 subgradient, non-finite -> 0, mutability and frozen finished rows;
     clamp; nascent-AE tracker (method 4.6, 4.7). In place on the working set."""
-    members = ws.members
-    lambda_cst = s.lambda_cst[members]
-    if k > 0 and bool((lambda_cst > 0).any()):     # at k = 0, x' - x = 0: sign 0
-        g.addcmul_(torch.sign(ws.d), lambda_cst[:, None, None])
+    if k > 0 and ws.any_cst:     # at k = 0, x' - x = 0: sign 0
+        g.addcmul_(torch.sign(ws.d), ws.lambda_cst)
     torch.nan_to_num_(g, nan=0.0, posinf=0.0, neginf=0.0)
-    if s.g_bounds is not None:
-        g.clamp_(s.g_bounds[0][members], s.g_bounds[1][members])
+    if ws.g_bounds is not None:
+        g.clamp_(ws.g_bounds[0], ws.g_bounds[1])
     g.mul_(alive[:, :, None])
-    neg_lr = s.neg_lr[members]
-    if bool((neg_lr == neg_lr[0]).all()):
-        ws.x_prime.add_(g, alpha=float(neg_lr[0]))
+    if isinstance(ws.neg_lr, float):
+        ws.x_prime.add_(g, alpha=ws.neg_lr)
     else:
-        ws.x_prime.addcmul_(g, neg_lr[:, None, None])
+        ws.x_prime.addcmul_(g, ws.neg_lr)
     if isinstance(clamp_to[0], float):
         ws.x_prime.clamp_(*clamp_to)
     else:
         ws.x_prime.clamp_(clamp_to[0], clamp_to[1])
     torch.sub(ws.x_prime, ws.x_factual, out=ws.d)
     linf = torch.maximum(ws.d.amax(2), ws.d.amin(2).neg())
+    s = ws.s
     ok = (linf < s.eps if s.eps_strict else linf <= s.eps) & alive
     torch.where(ok[:, :, None], ws.x_prime, ws.x_adv, out=ws.x_adv)

@@ -219,9 +219,7 @@ def _search_group(net, runs, ks, group, x_factual, target, idx, cfgs, dataset, v
     for i, j in enumerate(group):
         valid[i, :len(idx[j])] = True
 
-    def view(x: Tensor, m: Tensor | None) -> Tensor:
-        return net(x, members if m is None else members[m])
-
+    view = net.weights(members)
     group_cfgs = [cfgs[j] for j in group]
     x_group, t_group = x_factual[sel, :width], target[sel, :width]
     if is_revise:
