@@ -5,7 +5,8 @@
 #     --evaluate_ces / robustness / performance / integrated_gradients--> results/eval/{dataset}/seed{seed}/
 #     --tables / figures--> results/tables/, results/figures/  --render_paper--> results/paper/
 #
-# Targets: all (= paper), data, train, evaluate, tables, figures, fig1 ... fig5, maturity, paper.
+# Targets: all (= paper), data, train, evaluate, tables, figures, fig1 ... fig5, maturity, paper,
+#          seed_study, sensitivity, studies (the robustness studies; part of paper).
 # Target rules (input only) always run where Snakemake runs, also in a module: no localrules list.
 # Settings: config/config.yaml (the paper), overlays such as config/smoke.yaml via --configfile.
 
@@ -24,6 +25,8 @@ include: "workflow/rules/common.smk"
 include: "workflow/rules/data.smk"
 include: "workflow/rules/train.smk"
 include: "workflow/rules/evaluate.smk"
+include: "workflow/rules/studies_common.smk"
+include: "workflow/rules/studies.smk"
 include: "workflow/rules/report.smk"
 
 
@@ -87,6 +90,24 @@ rule fig5:
 rule maturity:
     input:
         figure_files("maturity"),
+
+
+rule seed_study:
+    input:
+        STUDY_TABLES["seed_study"],
+        STUDY_FIGURES["seed_study"],
+
+
+rule sensitivity:
+    input:
+        STUDY_TABLES["paper_text"],
+        STUDY_FIGURES["sensitivity"],
+
+
+rule studies:
+    input:
+        rules.seed_study.input,
+        rules.sensitivity.input,
 
 
 rule paper:

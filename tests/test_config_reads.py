@@ -84,7 +84,7 @@ def test_unknown_rule_fails():
 def test_table_names_only_rules_of_the_workflow(tmp_path):
     rules = set(smk.list_rules(tmp_path / "wd", [smk.CONFIG]))
     targets = {"all", "data", "train", "evaluate", "tables", "figures", "fig1", "fig2", "fig3",
-               "fig4", "fig5", "maturity", "paper"}
+               "fig4", "fig5", "maturity", "paper", "seed_study", "sensitivity", "studies"}
     # train_chunk (a grid chunk of model stacks, workflow/scripts/train_chunk.py) is declared ahead of
     # the appendix grids that will call it; its members carry their complete settings as params
     assert set(READS) - {"train_chunk"} == rules - targets, \

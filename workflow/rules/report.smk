@@ -345,8 +345,9 @@ FIG_STATS_FILES = {
     f"{n}_stats": FIG_STATS.format(name=n) for n in ["fig1"] + (MNIST_FIGURES if HAS_MNIST else [])
 }
 # what the paper includes, by name: {table: its .md file}, {figure: [png, pdf]}
-PAPER_TABLES = {n: table_files(n)[1] for n in TABLE_NAMES}
-PAPER_FIGURES = {n: figure_files(n) for n in FIGURE_NAMES}
+# (+ the robustness studies' table and figures: studies_common.smk)
+PAPER_TABLES = {**{n: table_files(n)[1] for n in TABLE_NAMES}, **STUDY_TABLES}
+PAPER_FIGURES = {**{n: figure_files(n) for n in FIGURE_NAMES}, **STUDY_FIGURES}
 
 
 rule provenance:
@@ -356,6 +357,7 @@ rule provenance:
         tables=TABLE_FILES,
         figures=FIGURE_FILES,
         ig=IG_SUMMARIES,
+        studies=[*STUDY_TABLES.values(), *_flat(STUDY_FIGURES)],
     output:
         report(PROVENANCE, caption="../report/provenance.rst", category="Compute"),
     log:
@@ -379,7 +381,7 @@ rule provenance:
 rule paper_values:
     input:
         **FIG_STATS_FILES,
-        code=code("paper/values.py", "tables.py", "figures/maturity.py"),
+        code=code("paper/values.py", "tables.py", "figures/maturity.py", "studies/report.py"),
         table1=f"{R}/tables/table1.csv",
         table2=f"{R}/tables/table2.csv",
         performance=f"{R}/tables/performance.csv",
@@ -392,6 +394,7 @@ rule paper_values:
         train_logs=[f for f in MODEL_FILES if f.endswith("log.parquet")],  # skipped updates
         ig=IG_SUMMARIES,
         provenance=PROVENANCE,
+        **STUDY_VALUES,
     output:
         PAPER_VALUES,
     log:
@@ -418,6 +421,7 @@ rule render_paper:
         provenance=PROVENANCE,
         tables=list(PAPER_TABLES.values()),
         figures=FIGURE_FILES,
+        study_figures=_flat(STUDY_FIGURES),
         sources=PAPER_SOURCES,
         qmd=os.path.join(PAPER_DIR, "paper.qmd"),
     output:

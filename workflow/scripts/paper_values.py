@@ -12,4 +12,5 @@ with rule_context(snakemake) as log:  # noqa: F821 - injected by Snakemake's scr
                  comparison_means_csv=inp.comparison_means, robustness_paths=list(inp.robustness),
                  log_paths=list(inp.logs), ig_summary_paths=list(inp.ig), ces_paths=list(inp.ces),
                  provenance_json=inp.provenance, fig1_stats_json=inp.fig1_stats,
-                 train_log_paths=list(inp.train_logs), **optional)
+                 train_log_paths=list(inp.train_logs),
+                 studies_json={n: inp[f"study_{n}"] for n in ("seed_study", "sensitivity")}, **optional)

@@ -662,9 +662,17 @@ def compute(config: dict, table1_csv, performance_csv, table2_csv, comparison_cs
     return {"vars": vars_, "blocks": blocks}
 
 
-def write(config: dict, out_path, **inputs) -> dict:
+def write(config: dict, out_path, studies_json=None, **inputs) -> dict:
+    """``studies_json``: {name: values json of a robustness study (ctpaper.studies.report)}, quoted
+    by the paper as ``studies.<name>.<key>``."""
     from ctpaper.runtime import write_json
 
     values = compute(config, **inputs)
+    if studies_json:
+        from ctpaper.studies.report import summary_words
+
+        st = {name: read_json(p) for name, p in studies_json.items()}
+        st["summary"] = summary_words(st["seed_study"], st["sensitivity"])
+        values["vars"]["studies"] = st
     write_json(values, out_path)
     return values
