@@ -22,11 +22,34 @@ from smk import C, CONFIG, ROOT, SLURM_PROFILE, SMOKE, TEST_PROFILE  # noqa: E40
 
 # Target rules of the Snakefile: they only collect files and run on the submitting host.
 TARGET_RULES = {"all", "data", "train", "evaluate", "tables", "figures", "fig1", "fig2", "fig3", "fig4",
-                "fig5", "maturity", "paper"}
+                "fig5", "maturity", "paper", "seed_study", "sensitivity", "studies"}
 # The Snakefile's targets by stage: what each one pulls in.
 STAGES = ("data", "train", "evaluate", "report")
 TARGET_STAGE = {"data": "data", "train": "train", "evaluate": "evaluate", "all": "report",
                 "paper": "report"}
+
+
+def study_jobs(cfg: dict) -> dict[str, int]:
+    """Jobs of the robustness studies (part of the paper): extra seeds retrain all models at the
+    published settings; a variant reruns the stages whose settings it changes (the data of the
+    domain variant, the CT models of training variants) and evaluates every dataset and family."""
+    from ctpaper.studies import variants as V
+
+    datasets, families = cfg["datasets"], cfg["families"]
+    models = ["bl"] + [f"ct_{f}" for f in families]
+    first = str(cfg["train"]["seeds"][0])
+    extra = [s for s in cfg["studies"]["seeds"] if s not in cfg["train"]["seeds"]]
+    variants = V.study_variants(cfg)
+    n_sets = len(extra) + len(variants)  # evaluation sets: extra seeds + variants at the first seed
+    return {
+        "study_prepare_data": sum(V.data_tree(cfg, v, d) == v for v in variants for d in datasets),
+        "study_train_model": len(extra) * len(datasets) * len(models) + sum(
+            V.model_tree(cfg, v, d, first, m) == v for v in variants for d in datasets for m in models),
+        "study_evaluate_ces": n_sets * len(datasets) * len(families),
+        "study_robustness": n_sets * len(datasets),
+        "study_performance": n_sets * len(datasets),
+        "seed_study_table": 1, "seed_study_figure": 1, "sensitivity_table": 1, "sensitivity_figure": 1,
+    }
 
 
 def expected_jobs(cfg: dict, target: str = "all") -> dict[str, int]:
@@ -71,6 +94,7 @@ def expected_jobs(cfg: dict, target: str = "all") -> dict[str, int]:
             "provenance": 1,
             "paper_values": 1,
             "render_paper": 1,
+            **study_jobs(cfg),
         },
     }
     counts: dict[str, int] = {target: 1}  # the target rule itself

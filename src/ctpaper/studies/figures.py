@@ -83,7 +83,7 @@ def sensitivity_figure(long: pd.DataFrame):
         shifts = [float(sub[sub["variant"] == v]["avg_shift"].iloc[0]) for v in variants]
         colours = ["#4C72B0" if s >= 0 else "#C44E52" for s in shifts]
         ax.barh(y, np.nan_to_num(shifts), color=colours, height=0.6)
-        lim = max([abs(s) for s in shifts if not np.isnan(s)] + [1e-9]) * 1.15
+        lim = max([abs(s) for s in shifts if not np.isnan(s)] + [1.0]) * 1.15
         for yi, v in zip(y, variants):
             text = _flip_text(sub[(sub["variant"] == v) & (sub["dataset"] != "avg")])
             if text:

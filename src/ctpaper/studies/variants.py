@@ -8,7 +8,7 @@ is the one place a variant's settings are built: the study rules' params hash it
 variant.
 
 Which stages a variant redoes follows from ``ctpaper.config_reads``: a stage is rerun under a variant
-iff the keys it declares differ from the published ones (or an input it reads was redone), otherwise
+iff it declares a key the variant sets (or an input it reads was redone), otherwise
 the study reuses the main results' file (``tree``). No torch/numpy import here (the workflow imports
 it while parsing).
 """
@@ -131,11 +131,12 @@ def study_variants(config: Mapping) -> list[str]:
 
 
 def differs(config: Mapping, variant: str, rule: str, wildcards: Mapping[str, str]) -> bool:
-    """Whether a job of ``rule`` reads a different setting under ``variant`` than published."""
-    from ctpaper.config_reads import declared_subset
+    """Whether a job of ``rule`` reads a key that ``variant`` sets (``config_reads.covers``). By
+    the keys, not their values, so the study's jobs do not depend on the published values (a
+    variant whose value equals the published one still runs: its results then equal the main ones)."""
+    from ctpaper.config_reads import covers
 
-    return (declared_subset(variant_config(config, variant), rule, wildcards)
-            != declared_subset(config, rule, wildcards))
+    return any(covers(rule, leaf, wildcards) for leaf in overlay_leaves(variant))
 
 
 def data_tree(config: Mapping, variant: str, dataset: str) -> str:
