@@ -669,10 +669,11 @@ def write(config: dict, out_path, studies_json=None, **inputs) -> dict:
 
     values = compute(config, **inputs)
     if studies_json:
-        from ctpaper.studies.report import summary_words
+        from ctpaper.studies.report import compute_values, summary_words
 
         st = {name: read_json(p) for name, p in studies_json.items()}
         st["summary"] = summary_words(st["seed_study"], st["sensitivity"])
+        st["compute"] = compute_values(read_json(inputs["provenance_json"]))
         values["vars"]["studies"] = st
     write_json(values, out_path)
     return values

@@ -305,3 +305,20 @@ def summary_words(seed_vals: Mapping, sens_vals: Mapping) -> dict[str, str]:
             settings = f"and its verdict changes under {sens['changed_list']}"
         out[c] = f"is supported {seeds} {settings}"
     return out
+
+
+STUDY_RULES = ("seed_study_table", "seed_study_figure", "sensitivity_table", "sensitivity_figure")
+MAIN_RULES = ("train_model", "evaluate_ces", "robustness", "performance")
+
+
+def compute_values(prov: Mapping) -> dict:
+    """CPU time of the studies' jobs in this run (provenance: per-rule benchmark totals) and its
+    ratio to the main results' training and evaluation."""
+    rules = {r["rule"]: r for r in prov.get("rules", [])}
+    study = sum(r["cpu_s_total"] for name, r in rules.items()
+                if name.startswith("study_") or name in STUDY_RULES)
+    main = sum(rules[name]["cpu_s_total"] for name in MAIN_RULES if name in rules)
+    peak = max([r["max_rss_mb"] for name, r in rules.items() if name.startswith("study_")
+                and not math.isnan(r["max_rss_mb"])] + [0.0])
+    return {"cpu_min": _num(study / 60, 1), "ratio_main": _num(study / main, 1) if main else "n/a",
+            "peak_gb": _num(peak / 1024, 2)}
