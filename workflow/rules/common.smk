@@ -117,12 +117,12 @@ PAPER_FILES = [f"{R}/paper/paper.html", f"{R}/paper/paper.pdf"]
 def reads(rule):
     """The params value of ``rule``: a hash of the config keys its jobs read (declared once, in
     src/ctpaper/config_reads.py), so a config change reruns exactly the jobs that read it."""
-    return lambda wildcards: reads_hash(_job_config(wildcards), rule, wildcards) + _variant_hash(wildcards)
+    return lambda wildcards: f"{reads_hash(_job_config(wildcards), rule, wildcards)}{_variant_hash(wildcards)}"
 
 
 def _variant_hash(wildcards):
     """A study variant job's overlay values (ctpaper.studies.variants.overlay_hash), else ''."""
-    return "-" + overlay_hash(wildcards.variant) if "variant" in dict(wildcards) else ""
+    return f"-{overlay_hash(wildcards.variant)}" if "variant" in dict(wildcards) else ""
 
 
 def _job_config(wildcards):
