@@ -50,6 +50,13 @@ def seed_figure(long: pd.DataFrame):
         ax.hlines(summ["mean"], xs - width / 2, xs + width / 2, color="black", lw=1.0, zorder=4)
         ax.vlines(xs + width / 2 + 0.08, summ["lb"], summ["ub"], color="black", lw=1.2, zorder=4)
         ax.axhline(0, color="grey", lw=0.5)
+        # axes fit the seeds' values and run intervals; a wider interval over seeds (few seeds: large
+        # t quantile) is clipped at the axes
+        span = pd.concat([sub["value"] - sub["pm"].fillna(0), sub["value"] + sub["pm"].fillna(0)])
+        if span.notna().any():
+            lo, hi = float(span.min()), float(span.max())
+            pad = 0.1 * max(hi - lo, 1.0)
+            ax.set_ylim(min(lo, 0) - pad, max(hi, 0) + pad)
         ax.set_xticks(xs, [LABELS[d] for d in datasets], rotation=60, fontsize=6.5)
         ax.set_title(f"{COLUMN_LABELS[m]}: % reduction CT vs BL")
         ax.grid(axis="y", alpha=0.3, lw=0.4)
