@@ -6,7 +6,8 @@
 #     --tables / figures--> results/tables/, results/figures/  --render_paper--> results/paper/
 #
 # Targets: all (= paper), data, train, evaluate, tables, figures, fig1 ... fig5, maturity, paper;
-# appendix (= grid_generator, grid_penalties, grid_other, tune, tune_lr; workflow/rules/appendix_report.smk).
+# appendix (= grid_generator, grid_penalties, grid_other, tune, tune_lr; workflow/rules/appendix_report.smk);
+# seed_study, sensitivity, studies (the robustness studies; part of paper).
 # Target rules (input only) always run where Snakemake runs, also in a module: no localrules list.
 # Settings: config/config.yaml (the paper), overlays such as config/smoke.yaml via --configfile.
 
@@ -26,6 +27,8 @@ include: "workflow/rules/data.smk"
 include: "workflow/rules/train.smk"
 include: "workflow/rules/evaluate.smk"
 include: "workflow/rules/appendix_report.smk"
+include: "workflow/rules/studies_common.smk"
+include: "workflow/rules/studies.smk"
 include: "workflow/rules/report.smk"
 include: "workflow/rules/appendix_plan.smk"
 include: "workflow/rules/appendix.smk"
@@ -91,6 +94,24 @@ rule fig5:
 rule maturity:
     input:
         figure_files("maturity"),
+
+
+rule seed_study:
+    input:
+        STUDY_TABLES["seed_study"],
+        STUDY_FIGURES["seed_study"],
+
+
+rule sensitivity:
+    input:
+        STUDY_TABLES["paper_text"],
+        STUDY_FIGURES["sensitivity"],
+
+
+rule studies:
+    input:
+        rules.seed_study.input,
+        rules.sensitivity.input,
 
 
 rule paper:

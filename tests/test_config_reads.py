@@ -86,7 +86,7 @@ def test_table_names_only_rules_of_the_workflow(tmp_path):
     rules = set(smk.list_rules(tmp_path / "wd", [smk.CONFIG]))
     targets = {"all", "data", "train", "evaluate", "tables", "figures", "fig1", "fig2", "fig3",
                "fig4", "fig5", "maturity", "paper", "appendix", "grid_generator", "grid_penalties",
-               "grid_other", "tune", "tune_lr"}
+               "grid_other", "tune", "tune_lr", "seed_study", "sensitivity", "studies"}
     assert set(READS) == rules - targets, \
         "READS must have one entry per rule that runs a job"
     assert set(NO_RERUN) <= set(READS)

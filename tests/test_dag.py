@@ -24,11 +24,34 @@ from smk import C, CONFIG, ROOT, SLURM_PROFILE, SMOKE, TEST_PROFILE  # noqa: E40
 # Target rules of the Snakefile: they only collect files and run on the submitting host.
 TARGET_RULES = {"all", "data", "train", "evaluate", "tables", "figures", "fig1", "fig2", "fig3", "fig4",
                 "fig5", "maturity", "paper", "appendix", "grid_generator", "grid_penalties", "grid_other",
-                "tune", "tune_lr"}
+                "tune", "tune_lr", "seed_study", "sensitivity", "studies"}
 # The Snakefile's targets by stage: what each one pulls in.
 STAGES = ("data", "train", "evaluate", "report")
 TARGET_STAGE = {"data": "data", "train": "train", "evaluate": "evaluate", "all": "report",
                 "paper": "report"}
+
+
+def study_jobs(cfg: dict) -> dict[str, int]:
+    """Jobs of the robustness studies (part of the paper): extra seeds retrain all models at the
+    published settings; a variant reruns the stages whose settings it changes (the data of the
+    domain variant, the CT models of training variants) and evaluates every dataset and family."""
+    from ctpaper.studies import variants as V
+
+    datasets, families = cfg["datasets"], cfg["families"]
+    models = ["bl"] + [f"ct_{f}" for f in families]
+    first = str(cfg["train"]["seeds"][0])
+    extra = [s for s in cfg["studies"]["seeds"] if s not in cfg["train"]["seeds"]]
+    variants = V.study_variants(cfg)
+    n_sets = len(extra) + len(variants)  # evaluation sets: extra seeds + variants at the first seed
+    return {
+        "study_prepare_data": sum(V.data_tree(cfg, v, d) == v for v in variants for d in datasets),
+        "study_train_model": len(extra) * len(datasets) * len(models) + sum(
+            V.model_tree(cfg, v, d, first, m) == v for v in variants for d in datasets for m in models),
+        "study_evaluate_ces": n_sets * len(datasets) * len(families),
+        "study_robustness": n_sets * len(datasets),
+        "study_performance": n_sets * len(datasets),
+        "seed_study_table": 1, "seed_study_figure": 1, "sensitivity_table": 1, "sensitivity_figure": 1,
+    }
 
 
 def expected_jobs(cfg: dict, target: str = "all") -> dict[str, int]:
@@ -92,6 +115,7 @@ def expected_jobs(cfg: dict, target: str = "all") -> dict[str, int]:
             "train_chunk": grid_jobs["train_chunk"],
             "evaluate_grid": grid_jobs["evaluate_grid"],
             "train_vae": n_d if revise else grid_jobs["train_vae"],
+            **study_jobs(cfg),
         },
     }
     counts: dict[str, int] = {target: 1}  # the target rule itself
@@ -263,7 +287,13 @@ def test_slurm_jobs_are_dataset_groups(dry, request):
         elif job.rule not in grid_rules:
             assert job.group is None and job.rule in local, f"{job.rule} would be its own SLURM job"
     datasets = run["config"]["datasets"]
-    assert sorted(d for ds in members.values() for d in ds) == sorted(datasets)  # each in one job
+    # a dataset's chains: the main one (with the seed study and the variants that reuse its data)
+    # and one per study variant that re-prepares the data (ctpaper.studies.variants.data_tree)
+    from ctpaper.studies import variants as V
+
+    own_data = [v for v in V.study_variants(run["config"]) if V.data_tree(run["config"], v, datasets[0]) == v]
+    chains = len(datasets) * (1 + len(own_data))
+    assert sorted({d for ds in members.values() for d in ds}) == sorted(datasets)
     assert all(len(ds) <= per_job for ds in members.values())
     n_slurm = smk.cluster_jobs(run["jobs"], local)
     print(f"\n{run['name']}: {len(run['jobs'])} jobs, {n_slurm} SLURM jobs: "
@@ -271,7 +301,7 @@ def test_slurm_jobs_are_dataset_groups(dry, request):
     from ctpaper.grids.plan import job_counts
 
     n_grid = sum(n for r, n in job_counts(run["config"]).items() if r in grid_rules)
-    assert n_slurm == -(-len(datasets) // per_job) + n_grid
+    assert n_slurm == -(-chains // per_job) + n_grid
 
 
 def test_account_and_partition_from_the_command_line(variant_dry):

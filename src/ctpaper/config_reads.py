@@ -102,11 +102,39 @@ READS: dict[str, list[str]] = {
     "render_paper": [],
 }
 
+
+def _variant_leaves() -> list[tuple[str, str]]:
+    from ctpaper.studies.variants import ALL, VARIANTS, overlay_leaves
+
+    return [(v, leaf) for v in [*VARIANTS, ALL] for leaf in overlay_leaves(v)]
+
+
+def _study(rule: str) -> list[str]:
+    """A stage rule run under a study variant (workflow/rules/studies.smk): the stage's keys, less
+    those the variant sets: their values come from config/paper_text.yaml, whose hash
+    (``studies.variants.overlay_hash``) the workflow's ``reads`` adds to the job's params."""
+    return [*READS[rule], *(f"!{leaf} if variant={v}" for v, leaf in _variant_leaves())]
+
+
+def _study_no_rerun(rule: str) -> list[str]:
+    """What a variant job reads that the config cannot change: the keys its overlay sets."""
+    return [*NO_RERUN.get(rule, []), *(f"{leaf} if variant={v}" for v, leaf in _variant_leaves())]
+
+
+# the study's summaries (ctpaper.studies.report): Table-1 statistics of every seed and variant
+_STUDY_SUMMARY = ["tables.pm_rule", "tables.ci_level"]
+READS.update({f"study_{r}": _study(r) for r in ("prepare_data", "train_model", "evaluate_ces",
+                                                  "robustness", "performance")})
+READS.update({"seed_study_table": _STUDY_SUMMARY, "seed_study_figure": _STUDY_SUMMARY,
+              "sensitivity_table": _STUDY_SUMMARY, "sensitivity_figure": _STUDY_SUMMARY})
+
 NO_RERUN: dict[str, list[str]] = {
     "fetch_raw": ["paths.raw_dir", "paths.raw_mirror", "paths.download"],
     "train_model": ["train.max_skipped_share"],
     "evaluate_grid": ["grids.eval.group"],   # models per stacked search: memory, not results
 }
+NO_RERUN.update({f"study_{r}": _study_no_rerun(r) for r in ("prepare_data", "train_model", "evaluate_ces",
+                                                              "robustness", "performance")})
 
 # Keys that change the set of jobs rather than a job's result (see the module docstring).
 STRUCTURAL = {
@@ -119,6 +147,9 @@ STRUCTURAL = {
     "grids.chunk_size": "regroups the grid models into train_chunk jobs",
     **{f"grids.{g}": "adds or removes grid models and evaluations" for g in
        ("generator", "penalties", "other", "tune", "tune_lr", "tune_lr_applied")},
+    "studies.seeds": "adds or removes the seed study's jobs of a training seed",
+    "studies.variants": "adds or removes the jobs of a sensitivity-study variant",
+    "studies.all_at_once": "adds or removes the jobs of the all-at-once variant (config/paper_text.yaml)",
 }
 
 

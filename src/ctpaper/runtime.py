@@ -172,11 +172,16 @@ def rule_context(smk) -> Iterator[logging.Logger]:
     ``smk`` is the ``snakemake`` object of a script directive. The first log line records the
     SLURM job id (``slurm_job_id=...``) so that cluster runs can be audited. ``smk.config`` is
     replaced by the keys the rule declares in ``ctpaper.config_reads`` (the same keys its params
-    hash), so reading an undeclared key fails the job instead of going unnoticed by reruns.
+    hash; for a job with a ``variant`` wildcard, of the variant's config), so reading an undeclared key fails the job instead of going unnoticed by reruns.
     """
     from ctpaper.config_reads import declared_view
 
-    smk.config = declared_view(smk.config, smk.rule, dict(smk.wildcards))
+    wildcards = dict(smk.wildcards)
+    if "variant" in wildcards:  # a stage run under a study variant (ctpaper.studies.variants)
+        from ctpaper.studies.variants import variant_config
+
+        smk.config = variant_config(smk.config, wildcards["variant"])
+    smk.config = declared_view(smk.config, smk.rule, wildcards)
     handlers: list[logging.Handler] = [logging.StreamHandler(sys.stderr)]
     if len(smk.log):
         Path(smk.log[0]).parent.mkdir(parents=True, exist_ok=True)

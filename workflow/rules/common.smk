@@ -22,6 +22,7 @@ from ctpaper.config import (  # noqa: E402
 from ctpaper.config_reads import reads_hash  # noqa: E402
 from ctpaper import names  # noqa: E402
 from ctpaper.preflight import describe_workflow_error  # noqa: E402
+from ctpaper.studies.variants import overlay_hash, variant_config  # noqa: E402
 
 # Snakemake's script directive does not quote the interpreter's or the script's path, so a path
 # with whitespace makes every job fail with exit code 127; refuse it up front instead.
@@ -119,7 +120,18 @@ PAPER_FILES = [f"{R}/paper/paper.html", f"{R}/paper/paper.pdf"]
 def reads(rule):
     """The params value of ``rule``: a hash of the config keys its jobs read (declared once, in
     src/ctpaper/config_reads.py), so a config change reruns exactly the jobs that read it."""
-    return lambda wildcards: reads_hash(config, rule, wildcards)
+    return lambda wildcards: f"{reads_hash(_job_config(wildcards), rule, wildcards)}{_variant_hash(wildcards)}"
+
+
+def _variant_hash(wildcards):
+    """A study variant job's overlay values (ctpaper.studies.variants.overlay_hash), else ''."""
+    return f"-{overlay_hash(wildcards.variant)}" if "variant" in dict(wildcards) else ""
+
+
+def _job_config(wildcards):
+    """The config a job runs with: a study variant's (ctpaper.studies.variants) where the job has a
+    ``variant`` wildcard."""
+    return variant_config(config, wildcards.variant) if "variant" in dict(wildcards) else config
 
 
 def project_path(*parts):

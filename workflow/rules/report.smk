@@ -349,8 +349,9 @@ FIG_STATS_FILES = {
     f"{n}_stats": FIG_STATS.format(name=n) for n in ["fig1"] + (MNIST_FIGURES if HAS_MNIST else [])
 }
 # what the paper includes, by name: {table: its .md file}, {figure: [png, pdf]}
-PAPER_TABLES = {n: table_files(n)[1] for n in TABLE_NAMES} | APPENDIX_PAPER_TABLES
-PAPER_FIGURES = {n: figure_files(n) for n in FIGURE_NAMES} | APPENDIX_PAPER_FIGURES
+# (+ the appendix's and the robustness studies' tables and figures: appendix_report.smk, studies_common.smk)
+PAPER_TABLES = {n: table_files(n)[1] for n in TABLE_NAMES} | APPENDIX_PAPER_TABLES | STUDY_TABLES
+PAPER_FIGURES = {n: figure_files(n) for n in FIGURE_NAMES} | APPENDIX_PAPER_FIGURES | STUDY_FIGURES
 
 
 rule provenance:
@@ -361,6 +362,7 @@ rule provenance:
         figures=FIGURE_FILES,
         ig=IG_SUMMARIES,
         appendix=APPENDIX_FILES,
+        studies=[*STUDY_TABLES.values(), *_flat(STUDY_FIGURES)],
     output:
         report(PROVENANCE, caption="../report/provenance.rst", category="Compute"),
     log:
@@ -385,7 +387,7 @@ rule provenance:
 rule paper_values:
     input:
         **FIG_STATS_FILES,
-        code=code("paper/values.py", "tables.py", "figures/maturity.py"),
+        code=code("paper/values.py", "tables.py", "figures/maturity.py", "studies/report.py"),
         table1=f"{R}/tables/table1.csv",
         table2=f"{R}/tables/table2.csv",
         performance=f"{R}/tables/performance.csv",
@@ -399,6 +401,7 @@ rule paper_values:
         ig=IG_SUMMARIES,
         provenance=PROVENANCE,
         published=PUBLISHED,
+        **STUDY_VALUES,
     output:
         PAPER_VALUES,
     log:
@@ -429,6 +432,7 @@ rule render_paper:
         figures=FIGURE_FILES,
         appendix_figures=[f for fs in APPENDIX_PAPER_FIGURES.values() for f in fs],
         appendix=APPENDIX_CLAIMS if APPENDIX_GRIDS_RUN else [],
+        study_figures=_flat(STUDY_FIGURES),
         sources=PAPER_SOURCES,
         qmd=os.path.join(PAPER_DIR, "paper.qmd"),
     output:

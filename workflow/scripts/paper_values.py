@@ -15,4 +15,5 @@ with rule_context(snakemake) as log:  # noqa: F821 - injected by Snakemake's scr
         logs=dict(zip(smk.params.log_ids, inp.logs, strict=True)),
         train_logs=dict(zip(smk.params.train_log_ids, inp.train_logs, strict=True)),
         **{f"{n}_stats": inp.get(f"{n}_stats") for n in ("fig2", "fig4", "fig5")})
-    values.write(smk.config, smk.output[0], inputs)
+    values.write(smk.config, smk.output[0], inputs,
+                 studies_json={n: inp[f"study_{n}"] for n in ("seed_study", "sensitivity")})

@@ -641,10 +641,19 @@ def compute(config: dict, inputs: PaperInputs) -> dict:
     return {"vars": vars_, "flags": flags, "blocks": blocks}
 
 
-def write(config: dict, out_path, inputs: PaperInputs) -> dict:
-    """Compute the paper's values from ``inputs`` and write them to ``out_path`` (JSON)."""
+def write(config: dict, out_path, inputs: PaperInputs, studies_json=None) -> dict:
+    """Compute the paper's values from ``inputs`` and write them to ``out_path`` (JSON).
+    ``studies_json``: {name: values json of a robustness study (ctpaper.studies.report)}, quoted
+    by the paper as ``studies.<name>.<key>``."""
     from ctpaper.runtime import write_json
 
     values = compute(config, inputs)
+    if studies_json:
+        from ctpaper.studies.report import compute_values, summary_words
+
+        st = {name: read_json(p) for name, p in studies_json.items()}
+        st["summary"] = summary_words(st["seed_study"], st["sensitivity"])
+        st["compute"] = compute_values(read_json(inputs.provenance))
+        values["vars"]["studies"] = st
     write_json(values, out_path)
     return values
