@@ -33,12 +33,12 @@ METHOD_10_TEXT = {
     "eval.n_runs": 5,                                # item 11: 5 runs x 100 individuals
     "eval.n_individuals.synthetic": 100,
     "eval.n_individuals.tabular": 100,
-    "eval.n_individuals.mnist": 100,
+    "eval.n_individuals.image": 100,
     "eval.families.protected.tau": 0.95,             # item 17: tau 0.95 and 5 runs (Cost)
     "eval.families.protected.n_runs": 5,
     "eval.families.protected.n_individuals.synthetic": 100,
     "eval.families.protected.n_individuals.tabular": 100,
-    "eval.families.protected.n_individuals.mnist": 100,
+    "eval.families.protected.n_individuals.image": 100,
 }
 
 

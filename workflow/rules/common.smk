@@ -120,7 +120,9 @@ PAPER_FILES = [f"{R}/paper/paper.html", f"{R}/paper/paper.pdf"]
 def reads(rule):
     """The params value of ``rule``: a hash of the config keys its jobs read (declared once, in
     src/ctpaper/config_reads.py), so a config change reruns exactly the jobs that read it."""
-    return lambda wildcards: f"{reads_hash(_job_config(wildcards), rule, wildcards)}{_variant_hash(wildcards)}"
+    return (
+        lambda wildcards: f"{reads_hash(_job_config(wildcards), rule, wildcards)}{_variant_hash(wildcards)}"
+    )
 
 
 def _variant_hash(wildcards):

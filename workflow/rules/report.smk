@@ -387,6 +387,7 @@ rule provenance:
 rule paper_values:
     input:
         **FIG_STATS_FILES,
+        **STUDY_VALUES,
         code=code("paper/values.py", "tables.py", "figures/maturity.py", "studies/report.py"),
         table1=f"{R}/tables/table1.csv",
         table2=f"{R}/tables/table2.csv",
@@ -401,7 +402,6 @@ rule paper_values:
         ig=IG_SUMMARIES,
         provenance=PROVENANCE,
         published=PUBLISHED,
-        **STUDY_VALUES,
     output:
         PAPER_VALUES,
     log:

@@ -648,6 +648,8 @@ def write(config: dict, out_path, inputs: PaperInputs, studies_json=None) -> dic
     from ctpaper.runtime import write_json
 
     values = compute(config, inputs)
+    # the section "How robust are the conclusions?" exists when the studies ran
+    values["blocks"]["robustness"] = "{{< include /sections/robustness.qmd >}}" if studies_json else ""
     if studies_json:
         from ctpaper.studies.report import compute_values, summary_words
 
