@@ -273,30 +273,13 @@ def train(dataset: Dataset, settings: dict, objective: str, family: str, seed: i
                 log.warning("epoch %d batch %d: non-finite loss %s, update skipped", epoch, b,
                             float(loss.detach()))
                 continue
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            try:
-                opt.step()
-            except RuntimeError as err:  # e.g. an lr so large that Adam's step overflows float32
-                raise TrainingFailed(f"{where}: epoch {epoch} batch {b}: the optimiser step failed "
-                                     f"({err}); model.lr = {settings['model_lr']:g} is too large"
-                                     ) from None
+            _update(opt, loss, f"{where}: epoch {epoch} batch {b}", settings["model_lr"])
             counted += 1
             for k, v in parts.items():
                 sums[k] += float(v.detach())
         present = {"clf"} | (set(TERMS[objective]) if ce_epoch else set())
-        all_ces = None
-        if generated:
-            all_ces = generated[0] if len(generated) == 1 else CEData(
-                *(torch.cat([getattr(c, f.name) for c in generated]) for f in fields(CEData)))
-        row = {"epoch": epoch, "train_acc": _accuracy(model, X, y),
-               "val_acc": _accuracy(model, dataset.X_val, dataset.y_val)}
-        for k in ("clf", "div", "reg", "adv"):
-            row[f"loss_{k}"] = sums[k] / counted if (k in present and counted) else math.nan
-        row["prop_mature"] = float(all_ces.mature.float().mean()) if all_ces is not None else math.nan
-        row["mean_steps"] = float(all_ces.steps.float().mean()) if all_ces is not None else math.nan
-        row["n_skipped"] = n_skipped
-        row["skipped_share"] = n_skipped / nb
+        all_ces = _concat_ces(generated)
+        row = _log_row(epoch, model, dataset, sums, counted, present, all_ces, n_skipped, nb)
         _check_health(model, epoch, n_skipped, nb, max_skipped_share, where)
         if on_epoch_end is not None:
             on_epoch_end(epoch, model, all_ces)
@@ -312,6 +295,42 @@ def train(dataset: Dataset, settings: dict, objective: str, family: str, seed: i
     frame["n_skipped"] = frame["n_skipped"].astype("int64")
     model.eval()
     return model, frame
+
+
+def _update(opt, loss: Tensor, where: str, model_lr: float) -> None:
+    """One optimiser update on ``loss``; ``TrainingFailed`` (naming ``where``) when the step itself
+    fails, e.g. an lr so large that Adam's step overflows float32."""
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    try:
+        opt.step()
+    except RuntimeError as err:
+        raise TrainingFailed(f"{where}: the optimiser step failed ({err}); model.lr = {model_lr:g} "
+                             f"is too large") from None
+
+
+def _concat_ces(generated: list[CEData]) -> CEData | None:
+    """The epoch's CE data in one (None when the epoch generated none)."""
+    if not generated:
+        return None
+    if len(generated) == 1:
+        return generated[0]
+    return CEData(*(torch.cat([getattr(c, f.name) for c in generated]) for f in fields(CEData)))
+
+
+def _log_row(epoch: int, model, dataset: Dataset, sums: dict, counted: int, present: set,
+             all_ces: CEData | None, n_skipped: int, n_batches: int) -> dict:
+    """The per-epoch log row of method 5.5 (without ``seconds``): accuracies, the mean loss terms
+    over the counted updates (NaN for terms the epoch does not have), maturity, skipped updates."""
+    row = {"epoch": epoch, "train_acc": _accuracy(model, dataset.X_train, dataset.y_train),
+           "val_acc": _accuracy(model, dataset.X_val, dataset.y_val)}
+    for k in ("clf", "div", "reg", "adv"):
+        row[f"loss_{k}"] = sums[k] / counted if (k in present and counted) else math.nan
+    row["prop_mature"] = float(all_ces.mature.float().mean()) if all_ces is not None else math.nan
+    row["mean_steps"] = float(all_ces.steps.float().mean()) if all_ces is not None else math.nan
+    row["n_skipped"] = n_skipped
+    row["skipped_share"] = n_skipped / n_batches
+    return row
 
 
 def _check_health(model, epoch: int, n_skipped: int, n_batches: int, max_share: float,

@@ -82,7 +82,7 @@ def fig1_settings(config: dict) -> dict:
     trained with plain SGD, Generic search with a fixed number of steps (``max_iter``: every CE is
     mature), loss weights clf 1, div 1, ridge 0, adv 1; the rest as the main experiments."""
     f1, t = config["figures"]["fig1"], config["train"]
-    return {"objective": "full", "arch": "linear", "hidden": int(config["model"]["hidden"]),
+    return {"objective": "full", "arch": "linear", "hidden": 0,  # linear: no hidden layer
             "init": config["model"]["init"],
             "model_lr": float(f1["lr"]), "n_epochs": int(f1["n_epochs"]),
             "batch_size": int(f1["batch_size"]), "nce": int(f1["nce"]), "burnin": 0.0,
