@@ -147,7 +147,13 @@ def test_smoke_paper_on_slurm_matches_local_run(slurm_cluster, raw_mirror, tmp_p
     n_jobs = sum(smk.job_stats(proc_slurm.output).values())
     print(f"\nsmoke paper: {n_jobs} jobs, {len(submitted)} SLURM jobs; wall time SLURM "
           f"{wall_slurm:.0f} s, local {wall_local:.0f} s ({wall_slurm / wall_local:.2f}x)")
-    assert len(submitted) == expected == 2, (submitted, expected)
+    from ctpaper.config import load
+    from ctpaper.grids.plan import job_counts
+
+    grid_rules = {"train_chunk", "evaluate_grid"}   # the appendix's own jobs (chunks, evaluations)
+    grid_jobs = job_counts(load(CONFIG, SMOKE))
+    # two dataset group jobs (4 datasets, 3 per job) plus one per appendix chunk and evaluation
+    assert len(submitted) == expected == 2 + sum(grid_jobs[r] for r in grid_rules), (submitted, expected)
 
     # every job of a grouped rule ran inside a SLURM job of this run, every other job locally
     grouped = set(smk.profile(SLURM_PROFILE)["groups"])
@@ -156,7 +162,7 @@ def test_smoke_paper_on_slurm_matches_local_run(slurm_cluster, raw_mirror, tmp_p
     for log, line in first.items():
         rule = log.split("/")[1]
         job_id = re.search(r"slurm_job_id=(\S+)", line).group(1)
-        if rule in grouped:
+        if rule in grouped or rule in grid_rules:
             assert job_id in submitted, f"{log} did not run in a SLURM job of this run: {line!r}"
         else:
             assert rule in local_rules and job_id == "none", f"{log}: {line!r}"

@@ -16,8 +16,24 @@ from ctpaper.paper.render import html_text, pdf_text
 from conftest import smoke_snakemake
 
 def _figure_names(config):
-    return ["fig1", "fig3", "maturity"] + (["fig2", "fig4", "fig5"] if "mnist" in config["datasets"]
-                                            else [])
+    """The body's figures (files under figures/), plus the robustness studies' two."""
+    return (["fig1", "fig3", "maturity"] + (["fig2", "fig4", "fig5"] if "mnist" in config["datasets"]
+                                             else []) + ["seed_study", "sensitivity"])
+
+
+def _appendix_figures(config):
+    """The appendix grids' figures as paths under figures/ (ctpaper.appendix.layout order)."""
+    from ctpaper.appendix.layout import figures
+
+    return [f"appendix/{grid}/{dataset}_{kind}" for grid, dataset, kind in figures(config)]
+
+
+def _n_tables(config):
+    """Tables 1-3, the two comparisons with the original, predictive performance, compute; the two
+    tables of the robustness studies; one predictive-performance table per appendix grid run."""
+    from ctpaper.appendix.layout import grids_run
+
+    return 7 + 2 + len(grids_run(config))
 
 
 @pytest.mark.slow
@@ -29,7 +45,8 @@ def test_smoke_tables_hold_the_configured_rows_and_runs(smoke_run):
 
     import pandas as pd
 
-    from ctpaper.config import TABLE_ORDER, eval_settings
+    from ctpaper.config import eval_settings
+    from ctpaper.names import DATASET_NAMES as TABLE_ORDER
 
     R, cfg = smoke_run["results"], smoke_run["config"]
     datasets = [d for d in TABLE_ORDER if d in cfg["datasets"]]
@@ -48,7 +65,7 @@ def test_smoke_tables_hold_the_configured_rows_and_runs(smoke_run):
         assert r["batch_size"] == cfg["train"]["per_dataset"][r["dataset"]]["batch_size"]
     perf = pd.read_csv(R / "tables" / "performance.csv")
     assert perf["dataset"].tolist() == datasets and (perf["n_seeds"] == n_seeds).all()
-    for name in _figure_names(cfg):
+    for name in _figure_names(cfg) + _appendix_figures(cfg):
         for ext in ("png", "pdf"):
             assert (R / "figures" / f"{name}.{ext}").stat().st_size > 0, name
     # captions state the runs per column: the families' own run counts (smoke.yaml)
@@ -65,8 +82,8 @@ def test_smoke_tables_hold_the_configured_rows_and_runs(smoke_run):
 @pytest.mark.slow
 def test_smoke_pdf_has_every_figure_and_table(smoke_run):
     R = smoke_run["results"]
-    n_fig = len(_figure_names(smoke_run["config"]))
-    n_tbl = 7  # Tables 1-3, the two comparisons with the original, predictive performance, compute
+    n_fig = len(_figure_names(smoke_run["config"])) + len(_appendix_figures(smoke_run["config"]))
+    n_tbl = _n_tables(smoke_run["config"])
     typ = (R / "paper" / "build" / "paper.typ").read_text()
     assert len(re.findall(r"^<fig-[\w-]+>$", typ, flags=re.M)) == n_fig
     assert len(re.findall(r"^<tbl-[\w-]+>$", typ, flags=re.M)) == n_tbl
@@ -86,7 +103,8 @@ def test_smoke_html_is_self_contained(smoke_run):
     html = (smoke_run["results"] / "paper" / "paper.html").read_text()
     srcs = re.findall(r"""\ssrc\s*=\s*["']([^"']*)["']""", html)
     assert srcs and all(s.startswith("data:") for s in srcs)
-    assert html.count('src="data:image/png;base64,') == len(_figure_names(smoke_run["config"]))
+    assert html.count('src="data:image/png;base64,') == (len(_figure_names(smoke_run["config"]))
+                                                          + len(_appendix_figures(smoke_run["config"])))
     text = html_text(html)
     assert "??" not in text and "@fig-" not in text and "@tbl-" not in text
     assert re.search(r"Figure\s1:", text) and re.search(r"Table\s1:", text)
