@@ -20,7 +20,7 @@ import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
-from ctpaper.config import SCHEMA_PATH as SCHEMA  # noqa: E402  (the schema the library validates with)
+from ctpaper.config import SCHEMA_PATH as SCHEMA, resolve_ref  # noqa: E402  (the schema the library validates with)
 
 CONFIG = ROOT / "config" / "config.yaml"
 README = ROOT / "config" / "README.md"
@@ -47,20 +47,9 @@ defaults have them all).
 """
 
 
-def _resolve(node: dict, schema: dict) -> dict:
-    """``node`` with a local ``$ref`` merged in (the node's own keys win)."""
-    ref = node.get("$ref")
-    if not ref:
-        return node
-    target = schema
-    for part in ref.lstrip("#/").split("/"):
-        target = target[part]
-    return {**_resolve(target, schema), **{k: v for k, v in node.items() if k != "$ref"}}
-
-
 def _allowed(node: dict, schema: dict) -> str:
     """Type, enum and bounds of a schema node, in words."""
-    node = _resolve(node, schema)
+    node = resolve_ref(node, schema)
     if "enum" in node:
         return " \\| ".join(f"`{v}`" for v in node["enum"])
     if "oneOf" in node:
@@ -78,9 +67,9 @@ def _allowed(node: dict, schema: dict) -> str:
     if "minItems" in node:
         bounds.append(f"at least {node['minItems']} item{'s' if node['minItems'] != 1 else ''}")
     if node.get("type") == "object" and isinstance(node.get("additionalProperties"), dict):
-        inner = _resolve(node["additionalProperties"], schema)
+        inner = resolve_ref(node["additionalProperties"], schema)
         keys = ", ".join(f"`{k}`" for k in inner.get("properties", {}))
-        names = _resolve(node.get("propertyNames", {}), schema).get("enum")
+        names = resolve_ref(node.get("propertyNames", {}), schema).get("enum")
         text = f"map of {'dataset' if names else 'name'} to {{{keys}}}"
     return text + (f" ({', '.join(bounds)})" if bounds else "")
 
@@ -98,13 +87,13 @@ _MISSING = object()
 def keys(schema: dict, config: dict):
     """(dotted key, schema node, default, required) for every key, depth first in schema order."""
     def walk(node, cfg, prefix):
-        node = _resolve(node, schema)
+        node = resolve_ref(node, schema)
         required = set(node.get("required", []))
         for name, child in node.get("properties", {}).items():
             path = f"{prefix}{name}"
             value = cfg.get(name, _MISSING) if isinstance(cfg, dict) else _MISSING
             yield path, child, value, name in required
-            if "properties" in _resolve(child, schema):
+            if "properties" in resolve_ref(child, schema):
                 yield from walk(child, value if isinstance(value, dict) else {}, f"{path}.")
     yield from walk(schema, config, "")
 
@@ -120,13 +109,13 @@ def render(schema: dict, config: dict) -> str:
         desc = " ".join(str(node["description"]).split())
         if "." not in path:
             out += [f"\n## `{path}`\n", f"{desc}\n"]
-            if "properties" not in _resolve(node, schema):
+            if "properties" not in resolve_ref(node, schema):
                 out.append(f"\n- default: {_default(value)}\n- allowed: {_allowed(node, schema)}"
                            + ("\n- required" if required else "") + "\n")
             else:
                 out += ["\n| key | default | allowed | description |", "|---|---|---|---|"]
             continue
-        if "properties" in _resolve(node, schema):
+        if "properties" in resolve_ref(node, schema):
             value = "" if value is _MISSING else "*(section)*"
             out.append(f"| `{path}` | {value} | | {desc} |")
             continue

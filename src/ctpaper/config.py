@@ -55,7 +55,7 @@ def _key_path(error: jsonschema.ValidationError) -> str:
     return ".".join(parts) if parts else "<top level>"
 
 
-def _resolve(node: dict, schema: dict) -> dict:
+def resolve_ref(node: dict, schema: dict) -> dict:
     """``node`` with a local ``$ref`` replaced by the definition it names (its own keys kept)."""
     ref = node.get("$ref")
     if not ref:
@@ -63,7 +63,7 @@ def _resolve(node: dict, schema: dict) -> dict:
     target = schema
     for part in ref.lstrip("#/").split("/"):
         target = target[part]
-    return {**_resolve(target, schema), **{k: v for k, v in node.items() if k != "$ref"}}
+    return {**resolve_ref(target, schema), **{k: v for k, v in node.items() if k != "$ref"}}
 
 
 def apply_defaults(config: dict, schema: dict | None = None) -> dict:
@@ -72,8 +72,8 @@ def apply_defaults(config: dict, schema: dict | None = None) -> dict:
     schema = load_schema() if schema is None else schema
 
     def walk(node: dict, cfg: dict) -> None:
-        for key, sub in _resolve(node, schema).get("properties", {}).items():
-            sub = _resolve(sub, schema)
+        for key, sub in resolve_ref(node, schema).get("properties", {}).items():
+            sub = resolve_ref(sub, schema)
             if key not in cfg and "default" in sub:
                 cfg[key] = copy.deepcopy(sub["default"])
             elif isinstance(cfg.get(key), dict):
