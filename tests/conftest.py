@@ -122,7 +122,10 @@ def pdftotext():
 @pytest.fixture(scope="session")
 def smoke_run(tmp_path_factory, raw_mirror, pdftotext):
     """The whole DAG (target ``paper``) on the smoke config, from raw data, into a temporary results
-    directory. Shared by the end-to-end tests of every stage (data, evaluation, report)."""
+    directory. Shared by the end-to-end tests of every stage (data, evaluation, report) and the
+    reference of the SLURM run (tests/test_slurm_cluster.py); ``wall`` is its wall time in seconds."""
+    import time
+
     import yaml
 
     root = tmp_path_factory.mktemp("smoke")
@@ -131,9 +134,11 @@ def smoke_run(tmp_path_factory, raw_mirror, pdftotext):
     overlay.write_text(yaml.safe_dump({"paths": {"results": str(results),
                                                  "raw_dir": str(root / "raw"), "download": False}}))
     env = {**os.environ, MIRROR_ENV: str(raw_mirror), "OMP_NUM_THREADS": "1"}
+    t0 = time.monotonic()
     out = smoke_snakemake(["paper"], overlay, env)
+    wall = time.monotonic() - t0
     if out.returncode != 0:
         pytest.fail(f"snakemake paper (smoke) failed ({out.returncode}):\n{out.stderr[-6000:]}",
                     pytrace=False)
     config = cfg.load(REPO / "config" / "config.yaml", REPO / "config" / "smoke.yaml", overlay)
-    return {"results": results, "overlay": overlay, "env": env, "config": config}
+    return {"results": results, "overlay": overlay, "env": env, "config": config, "wall": wall}
