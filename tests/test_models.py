@@ -78,3 +78,26 @@ def test_save_load_round_trip(tmp_path):
     assert torch.equal(m(x), m2(x))
     with pytest.raises(ValueError):
         save_model(m, tmp_path / "bad.pt", {"arch": "mlp"})
+
+
+def test_saved_bytes_depend_only_on_the_contents(tmp_path):
+    """Two specs equal in value, one sharing its string objects (a key reused as a value, as a
+    settings dict built from the same names does) and one not, give the same model file; pickle
+    alone would write a back-reference for the shared one."""
+    import pickle
+
+    model = build_model("mlp", 2, 2, seed=1)
+    name = "".join(["ob", "jective"])  # one object used as a key and as a value below
+    shared = model_spec("mlp", 2, 2, hidden=32, settings={name: name, "generator": "ecco"},
+                        objective=name)
+    fresh = model_spec("mlp", 2, 2, hidden=32, settings={"objective": "objective" + "",
+                                                          "generator": "ecco"},
+                       objective="".join(["obj", "ective"]))
+    assert shared == fresh
+    assert pickle.dumps(shared) != pickle.dumps(fresh)  # the identity difference the save removes
+    (tmp_path / "a").mkdir(), (tmp_path / "b").mkdir()
+    save_model(model, tmp_path / "a" / "model.pt", shared)
+    save_model(model, tmp_path / "b" / "model.pt", fresh)
+    assert (tmp_path / "a" / "model.pt").read_bytes() == (tmp_path / "b" / "model.pt").read_bytes()
+    _, spec = load_model(tmp_path / "a" / "model.pt")
+    assert spec == shared

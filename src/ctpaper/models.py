@@ -15,7 +15,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from ctpaper.runtime import atomic_path
+from ctpaper.runtime import write_torch
 
 ARCHS = ("mlp", "linear", "lenet")
 INITS = ("xavier_zeros", "torch_default")
@@ -131,8 +131,7 @@ def save_model(model: nn.Module, path: str | Path, spec: dict) -> None:
     if missing:
         raise ValueError(f"model spec lacks {', '.join(missing)}")
     state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
-    with atomic_path(path) as tmp:
-        torch.save({"format": FORMAT_VERSION, "spec": dict(spec), "state_dict": state}, tmp)
+    write_torch({"format": FORMAT_VERSION, "spec": dict(spec), "state_dict": state}, path)
 
 
 def load_model(path: str | Path) -> tuple[nn.Module, dict]:

@@ -249,6 +249,29 @@ def write_json(obj, path: str | Path) -> None:
         tmp.write_text(json.dumps(obj, indent=2, sort_keys=True, default=str) + "\n")
 
 
+def _unshared(obj):
+    """A copy of ``obj`` (nested dicts, lists, tuples, strings, scalars, tensors) in which no string
+    or container object occurs twice, except the ones Python itself keeps unique by value (the empty
+    and the one-character strings, the empty tuple). Pickle memoises by object identity, so equal
+    contents then pickle to equal bytes, however the caller built them."""
+    if isinstance(obj, str):
+        return (obj + "_")[:-1]  # a new object unless the value is one Python keeps unique
+    if isinstance(obj, dict):
+        return {_unshared(k): _unshared(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return type(obj)(_unshared(v) for v in obj)
+    return obj
+
+
+def write_torch(obj, path: str | Path) -> None:
+    """``torch.save`` ``obj`` (a dict of plain values and tensors) atomically, byte-stable for equal
+    contents (``_unshared``: the bytes do not depend on which strings the caller's objects share)."""
+    import torch
+
+    with atomic_path(path) as tmp:
+        torch.save(_unshared(obj), tmp)
+
+
 def write_parquet(df, path: str | Path) -> None:
     """Write a DataFrame to Parquet atomically, without index, byte-stable for equal frames."""
     with atomic_path(path) as tmp:

@@ -15,7 +15,7 @@ import pandas as pd
 import torch
 from torch import Tensor, nn
 
-from ctpaper.runtime import atomic_path
+from ctpaper.runtime import write_torch
 
 DECODER_WEIGHT_DECAY = 0.01
 
@@ -101,8 +101,7 @@ def save_vae(vae: VAE, path: str | Path, spec: dict | None = None) -> None:
     blob = {"format": 1, "spec": {"n_features": vae.n_features, "hidden": vae.hidden,
                                   "latent": vae.latent, **(spec or {})},
             "state_dict": {k: v.detach().clone() for k, v in vae.state_dict().items()}}
-    with atomic_path(path) as tmp:
-        torch.save(blob, tmp)
+    write_torch(blob, path)
 
 
 def load_vae(path: str | Path) -> tuple[VAE, dict]:
