@@ -34,6 +34,22 @@ def linear_model(w, b):
     return m
 
 
+def search_config(*args, **overrides):
+    """``ctpaper.search.SearchConfig`` at the schema's training defaults (config/config.yaml's train
+    and ce sections, no per-dataset override: ECCo, tau 0.75, T 30, ...), with ``args`` for the
+    leading fields (generator, tau, T) and ``overrides`` by name."""
+    from dataclasses import fields
+
+    from ctpaper.search import SearchConfig
+    from ctpaper.settings import SearchSettings
+
+    c = cfg.load(cfg.DEFAULT_CONFIG)
+    t = c["train"]
+    base = SearchSettings.for_training({**t, "ce_lr": c["ce"]["lr"]}).to_dict()
+    base.update(zip([f.name for f in fields(SearchConfig)], args))
+    return SearchConfig(**{**base, **overrides})
+
+
 @pytest.fixture(scope="session")
 def repo_root() -> Path:
     return REPO

@@ -8,12 +8,12 @@ import torch
 
 from ctpaper.data.io import MUTABILITY_CODES as MUT
 from ctpaper.models import build_model
-from ctpaper.search import (SearchConfig, apply_mutability, ecco_schedule, energy, energy_penalty,
+from ctpaper.search import (apply_mutability, ecco_schedule, energy, energy_penalty,
                             energy_weight, p_target, protect, reconstruct_categoricals, search,
                             search_loss)
 from ctpaper.vae import train_vae
 
-from conftest import linear_model as _linear_model
+from conftest import linear_model as _linear_model, search_config
 
 torch.set_num_threads(1)
 
@@ -95,7 +95,7 @@ def test_search_loss_value_and_gradient_match_hand_computation():
     x = torch.tensor([[0.3, -0.4]])
     xs = torch.tensor([[0.5, 0.1]], requires_grad=True)
     t = torch.tensor([1])
-    cfg = SearchConfig(generator="ecco", T=30, lambda_cst=0.001, lambda_egy=5.0)
+    cfg = search_config(generator="ecco", T=30, lambda_cst=0.001, lambda_egy=5.0)
     k = 2
     # hand computation
     z0 = 1.0 * 0.5 - 1.0 * 0.1 + 0.1          # 0.5
@@ -117,7 +117,7 @@ def test_search_loss_value_and_gradient_match_hand_computation():
     assert float(p_target(m, xs.detach(), t).detach()) == pytest.approx(
         math.exp(z1) / (math.exp(z0) + math.exp(z1)), rel=1e-6)
     # generic drops the energy term
-    g_cfg = SearchConfig(generator="generic", T=30)
+    g_cfg = search_config(generator="generic", T=30)
     assert float(search_loss(m, xs.detach(), x, t, g_cfg, k).detach()) == pytest.approx(ce + l1, rel=1e-6)
 
 
@@ -129,7 +129,7 @@ def test_search_loss_value_and_gradient_match_hand_computation():
     ("generic", "max_iter", 0.75, [MUT["none"], MUT["decrease"]]),
 ])
 def test_engine_matches_reference_loop(generator, convergence, tau, mut):
-    cfg = SearchConfig(generator=generator, convergence=convergence, tau=tau, T=30, lr=0.5,
+    cfg = search_config(generator=generator, convergence=convergence, tau=tau, T=30, lr=0.5,
                        lambda_cst=0.05, lambda_egy=5.0, eps=0.3)
     m = linear_model()
     g = torch.Generator().manual_seed(0)
@@ -153,7 +153,7 @@ def test_model_parameters_get_no_gradient_and_stay_trainable():
     m = small_mlp()
     x = torch.randn(20, 6)
     t = (m(x).argmax(1) + 1) % 3
-    search(m, x, t, SearchConfig(), -3.0, 3.0)
+    search(m, x, t, search_config(), -3.0, 3.0)
     assert all(p.grad is None for p in m.parameters())
     assert all(p.requires_grad for p in m.parameters())
 
@@ -163,7 +163,7 @@ def test_protected_features_never_move_and_monotone_constraints_hold():
     x = torch.tensor([[1.0, 1.0], [0.5, -0.5], [2.0, 0.0]])
     t = torch.tensor([1, 1, 1])
     # unconstrained, the search for t = 1 lowers feature 0 and raises feature 1
-    cfg = SearchConfig(generator="generic", tau=0.99, T=30, lr=0.5, convergence="max_iter")
+    cfg = search_config(generator="generic", tau=0.99, T=30, lr=0.5, convergence="max_iter")
     free = search(m, x, t, cfg, -5.0, 5.0)
     assert bool((free.x_cf[:, 0] < x[:, 0]).all()) and bool((free.x_cf[:, 1] > x[:, 1]).all())
     prot = search(m, x, t, cfg, -5.0, 5.0, mutability=torch.tensor([MUT["none"], MUT["none"]]))
@@ -184,7 +184,7 @@ def test_every_search_state_stays_within_bounds():
     lo, hi = torch.tensor([-0.2, -1.0]), torch.tensor([1.0, 1.0])   # row 2 starts below lo[0]
     reached = torch.zeros(2, dtype=torch.bool)
     for T in range(1, 16):   # generic trajectories are prefixes of each other: final state = state T
-        cfg = SearchConfig(generator="generic", T=T, lr=0.8, convergence="max_iter")
+        cfg = search_config(generator="generic", T=T, lr=0.8, convergence="max_iter")
         r = search(m, x, t, cfg, lo, hi)
         assert bool(((r.x_cf >= lo) & (r.x_cf <= hi)).all())
         # x_adv is a search state or (x'_0) the factual itself, which may lie outside the domain
@@ -199,8 +199,8 @@ def test_ecco_equals_generic_for_T5_and_differs_for_T30():
     x = torch.randn(30, 6, generator=torch.Generator().manual_seed(1))
     t = (m(x).argmax(1) + 1) % 3
     for T, same in ((5, True), (30, False)):
-        e = search(m, x, t, SearchConfig(generator="ecco", T=T, tau=0.99, lr=0.5), -4.0, 4.0)
-        g = search(m, x, t, SearchConfig(generator="generic", T=T, tau=0.99, lr=0.5), -4.0, 4.0)
+        e = search(m, x, t, search_config(generator="ecco", T=T, tau=0.99, lr=0.5), -4.0, 4.0)
+        g = search(m, x, t, search_config(generator="generic", T=T, tau=0.99, lr=0.5), -4.0, 4.0)
         assert torch.equal(e.x_cf, g.x_cf) == same
 
 
@@ -209,7 +209,7 @@ def test_batch_equals_single_searches():
     g = torch.Generator().manual_seed(2)
     x = torch.randn(25, 6, generator=g)
     t = (m(x).argmax(1) + torch.randint(1, 3, (25,), generator=g)) % 3
-    cfg = SearchConfig(tau=0.7, T=30, lr=0.5, lambda_cst=0.01)
+    cfg = search_config(tau=0.7, T=30, lr=0.5, lambda_cst=0.01)
     mut = torch.tensor([MUT["none"], 0, 0, MUT["increase"], 0, MUT["decrease"]])
     batch = search(m, x, t, cfg, -3.0, 3.0, mutability=mut)
     assert 0 < int(batch.mature.sum()) < 25 and len(set(batch.steps.tolist())) > 2
@@ -226,7 +226,7 @@ def test_compaction_gives_identical_results():
     g = torch.Generator().manual_seed(3)
     x = torch.randn(600, 40, generator=g)
     t = (m(x).argmax(1) + torch.randint(1, 4, (600,), generator=g)) % 4
-    cfg = SearchConfig(tau=0.5, T=30, lr=0.5)
+    cfg = search_config(tau=0.5, T=30, lr=0.5)
     a = search(m, x, t, cfg, -3.0, 3.0, compact=True)
     b = search(m, x, t, cfg, -3.0, 3.0, compact=False)
     assert len(set(a.steps.tolist())) > 5    # rows finish at many different steps
@@ -238,10 +238,10 @@ def test_already_valid_factual_is_returned_unchanged_and_not_mature():
     m = linear_model()
     x = torch.tensor([[-3.0, 3.0], [3.0, -3.0]])   # row 0 strongly class 1, row 1 class 0
     t = torch.tensor([1, 1])
-    r = search(m, x, t, SearchConfig(tau=0.75, lr=0.5), -10.0, 10.0)
+    r = search(m, x, t, search_config(tau=0.75, lr=0.5), -10.0, 10.0)
     assert int(r.steps[0]) == 0 and not bool(r.mature[0]) and torch.equal(r.x_cf[0], x[0])
     assert int(r.steps[1]) > 0 and bool(r.mature[1])
-    mx = search(m, x, t, SearchConfig(T=7, convergence="max_iter"), -10.0, 10.0)
+    mx = search(m, x, t, search_config(T=7, convergence="max_iter"), -10.0, 10.0)
     assert bool(mx.mature.all()) and mx.steps.tolist() == [7, 7]
 
 
@@ -251,7 +251,7 @@ def test_non_finite_update_is_zeroed():
             return torch.stack([torch.zeros_like(x[:, 0]), torch.sqrt(x[:, 0] * 0) + x[:, 1]], 1)
 
     x = torch.tensor([[0.0, 0.0]])
-    r = search(Bad(), x, torch.tensor([1]), SearchConfig(generator="generic", T=3, lr=1.0,
+    r = search(Bad(), x, torch.tensor([1]), search_config(generator="generic", T=3, lr=1.0,
                                                          convergence="max_iter"), -5.0, 5.0)
     assert float(r.x_cf[0, 0]) == 0.0 and float(r.x_cf[0, 1]) > 0.0
 
@@ -262,7 +262,7 @@ def test_nascent_adversarial_example_is_last_state_within_eps():
     t = torch.tensor([1, 1, 1])
     lo, hi = np.array([-5.0, -5.0]), np.array([5.0, 5.0])
     for strict in (False, True):
-        cfg = SearchConfig(generator="generic", T=20, lr=0.12, eps=0.3, eps_strict=strict,
+        cfg = search_config(generator="generic", T=20, lr=0.12, eps=0.3, eps_strict=strict,
                            convergence="max_iter", lambda_cst=0.0)
         r = search(m, x, t, cfg, torch.tensor(lo, dtype=torch.float32),
                    torch.tensor(hi, dtype=torch.float32))
@@ -289,7 +289,7 @@ def test_categorical_blocks_stay_one_hot_and_are_not_clamped():
     lo, hi = torch.full((d,), -0.5), torch.full((d,), 0.5)   # would destroy one-hot if clamped
     changed = False
     for T in (1, 3, 10, 30):
-        r = search(m, x, t, SearchConfig(T=T, tau=0.9, lr=2.0), lo, hi, categorical_blocks=blocks,
+        r = search(m, x, t, search_config(T=T, tau=0.9, lr=2.0), lo, hi, categorical_blocks=blocks,
                    clamp_mask=clamp, generator=torch.Generator().manual_seed(0))
         for cols in blocks:
             blk = r.x_cf[:, cols]
@@ -331,7 +331,7 @@ def test_revise_search_runs_in_latent_space():
         m.fc.bias.zero_()
     x = X[:20]
     t = 1 - m(x).argmax(1)
-    cfg = SearchConfig(generator="revise", T=30, tau=0.75, lr=0.5, lambda_cst=0.001)
+    cfg = search_config(generator="revise", T=30, tau=0.75, lr=0.5, lambda_cst=0.001)
     r = search(m, x, t, cfg, -3.0, 3.0, vae=vae, generator=torch.Generator().manual_seed(3))
     r2 = search(m, x, t, cfg, -3.0, 3.0, vae=vae, generator=torch.Generator().manual_seed(3))
     assert torch.equal(r.x_cf, r2.x_cf)                 # seeded

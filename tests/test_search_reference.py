@@ -6,7 +6,9 @@ import torch
 
 from ctpaper.data.io import MUTABILITY_CODES as MUT
 from ctpaper.models import build_model
-from ctpaper.search import CompactingSearch, SearchConfig, reference_search, run_search, search
+from ctpaper.search import CompactingSearch, reference_search, run_search, search
+
+from conftest import search_config
 
 torch.set_num_threads(1)
 
@@ -76,7 +78,7 @@ CASES = [  # generator, convergence, tau, T, lambda_cst, mutability, domain, one
 @pytest.mark.parametrize("case", CASES, ids=lambda c: "-".join(map(str, c)))
 def test_masked_fast_path_equals_reference_bit_for_bit(case):
     gen, conv, tau, T, lcst, mut, domain, blocks, x_init = case
-    cfg = SearchConfig(generator=gen, convergence=conv, tau=tau, T=T, lr=0.5, lambda_cst=lcst,
+    cfg = search_config(generator=gen, convergence=conv, tau=tau, T=T, lr=0.5, lambda_cst=lcst,
                        lambda_egy=5.0)
     m, x, t, init = problem(200, seed=len(CASES) + CASES.index(case), blocks=blocks, x_init=x_init)
     fast, ref = run_both(cfg, m, x, t, init, MUTABILITY if mut else None, domain, blocks,
@@ -122,7 +124,7 @@ def test_compacting_fast_path_equals_reference_bit_for_bit(case):
     """Compaction (finished rows written back, working set shrunk, repeatedly) changes no bit when
     the model's row results do not depend on the batch."""
     gen, conv, tau, T, lcst, mut, domain, blocks, x_init = case
-    cfg = SearchConfig(generator=gen, convergence=conv, tau=tau, T=T, lr=0.5, lambda_cst=lcst,
+    cfg = search_config(generator=gen, convergence=conv, tau=tau, T=T, lr=0.5, lambda_cst=lcst,
                        lambda_egy=5.0)
     m, x, t, init = problem(600, seed=CASES.index(case), blocks=blocks, x_init=x_init,
                             model=RowwiseModel(CASES.index(case)))
@@ -144,7 +146,7 @@ def test_compaction_with_matrix_products_changes_only_rounding():
     """With an MLP, a compacted working set is multiplied in smaller batches, and MKL may round a row
     of a matrix product differently for another batch size: same steps and maturity, states equal
     to float32 rounding."""
-    cfg = SearchConfig(generator="ecco", tau=0.5, T=30, lr=0.5, lambda_cst=0.01)
+    cfg = search_config(generator="ecco", tau=0.5, T=30, lr=0.5, lambda_cst=0.01)
     m, x, t, _ = problem(300, seed=0, blocks=False, x_init=False)
     fast, ref = run_both(cfg, m, x, t, None, None, "scalar", False, compact=True)
     assert len(set(ref.steps.tolist())) > 10

@@ -3,20 +3,21 @@
 import pytest
 import torch
 
-from ctpaper.search import SearchConfig, revise_search, search
+from ctpaper.search import revise_search, search
 from ctpaper.stack.mlp import StackedMLP
 from ctpaper.stack.revise import stacked_revise_search
 from ctpaper.stack.search import stacked_search
 from ctpaper.training import train
 
+from conftest import search_config
 from test_training import blob_dataset, settings
 
 torch.set_num_threads(1)
 
-CONFIGS = [SearchConfig("ecco", 0.5, 30), SearchConfig("generic", 0.9, 5),
-           SearchConfig("ecco", 0.75, 50, lambda_egy=0.1, lr=0.3),
-           SearchConfig("ecco", 0.95, 25, lambda_egy=20.0), SearchConfig("generic", 0.75, 30, lambda_cst=0.0),
-           SearchConfig("ecco", 0.9, 5)]
+CONFIGS = [search_config("ecco", 0.5, 30), search_config("generic", 0.9, 5),
+           search_config("ecco", 0.75, 50, lambda_egy=0.1, lr=0.3),
+           search_config("ecco", 0.95, 25, lambda_egy=20.0), search_config("generic", 0.75, 30, lambda_cst=0.0),
+           search_config("ecco", 0.9, 5)]
 N_ROWS = [300, 100, 250, 300, 64, 7]
 
 
@@ -74,7 +75,7 @@ def test_stacked_search_equals_single_searches(setup, compact, monkeypatch):
 
 def test_stacked_search_with_max_iter_and_already_valid_factuals(setup):
     ds, models, x, t, valid = setup
-    cfgs = [SearchConfig("ecco", 0.5, T, convergence="max_iter") for T in (3, 7)]
+    cfgs = [search_config("ecco", 0.5, T, convergence="max_iter") for T in (3, 7)]
     t2 = t[:2].clone()
     t2[0, :5] = 1 - t2[0, :5]              # factuals already predicted as the target
     res = stacked_search(StackedMLP.from_models(models[:2]), x[:2], t2, valid[:2], cfgs, ds.lower,
@@ -82,7 +83,7 @@ def test_stacked_search_with_max_iter_and_already_valid_factuals(setup):
     for k in range(2):
         n = N_ROWS[k]
         _same(res, k, n, search(models[k], x[k, :n], t2[k, :n], cfgs[k], ds.lower, ds.upper))
-    cfgs = [SearchConfig("generic", 0.5, 10)] * 2
+    cfgs = [search_config("generic", 0.5, 10)] * 2
     res = stacked_search(StackedMLP.from_models(models[:2]), x[:2], t2, valid[:2], cfgs, ds.lower,
                          ds.upper)
     alone = search(models[0], x[0, :300], t2[0, :300], cfgs[0], ds.lower, ds.upper)
@@ -95,8 +96,8 @@ def test_stacked_revise_search_equals_revise_search(setup):
 
     ds, models, x, t, valid = setup
     vae, _ = train_vae(ds.X_train, seed=0, n_epochs=3)
-    cfgs = [SearchConfig("revise", 0.5, 30), SearchConfig("revise", 0.9, 5, lambda_cst=0.0),
-            SearchConfig("revise", 0.75, 50, lr=0.3)]
+    cfgs = [search_config("revise", 0.5, 30), search_config("revise", 0.9, 5, lambda_cst=0.0),
+            search_config("revise", 0.75, 50, lr=0.3)]
     gens = [torch.Generator().manual_seed(s) for s in range(3)]
     res = stacked_revise_search(StackedMLP.from_models(models[:3]), vae, x[:3], t[:3], valid[:3],
                                 cfgs, ds.lower, ds.upper, gens)
@@ -113,8 +114,8 @@ def test_stacked_search_rejects_revise_and_mixed_convergence(setup):
     ds, models, x, t, valid = setup
     net = StackedMLP.from_models(models[:2])
     with pytest.raises(ValueError, match="REVISE"):
-        stacked_search(net, x[:2], t[:2], valid[:2], [CONFIGS[0], SearchConfig("revise")],
+        stacked_search(net, x[:2], t[:2], valid[:2], [CONFIGS[0], search_config("revise")],
                        ds.lower, ds.upper)
     with pytest.raises(ValueError, match="convergence"):
         stacked_search(net, x[:2], t[:2], valid[:2],
-                       [CONFIGS[0], SearchConfig(convergence="max_iter")], ds.lower, ds.upper)
+                       [CONFIGS[0], search_config(convergence="max_iter")], ds.lower, ds.upper)

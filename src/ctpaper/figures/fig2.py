@@ -62,7 +62,8 @@ def compute(ds, models: dict, config: dict) -> dict:
     x_init = initial_state(x, (mut == 0), float(f2["init_noise"]), ds.lower, ds.upper, seed)
     cfg = SearchConfig(generator="ecco", tau=0.5, T=int(f2["T"]), lr=float(config["ce"]["lr"]),
                        lambda_cst=float(f2["lambda_cst"]), lambda_egy=float(f2["lambda_egy"]),
-                       convergence="max_iter", eps=float(config["train"]["adv_eps"]))
+                       convergence="max_iter", eps=float(config["train"]["adv_eps"]),
+                       eps_strict=bool(config["train"]["adv_eps_strict"]))
     out = {"index": idx, "factual": ds.X_test[idx].numpy(), "ces": {}, "pred": {}, "prob": {}}
     for label, model in models.items():
         res = search(model, x, t, cfg, ds.lower, ds.upper, mutability=mut, x_init=x_init)

@@ -46,7 +46,8 @@ def compute(ds, model, config: dict) -> dict:
     t = torch.tensor([j for _, j in pairs])
     cfg = SearchConfig(generator="ecco", tau=0.5, T=int(f["T"]), lr=float(config["ce"]["lr"]),
                        lambda_cst=float(f["lambda_cst"]), lambda_egy=float(f["lambda_egy"]),
-                       convergence="max_iter", eps=float(config["train"]["adv_eps"]))
+                       convergence="max_iter", eps=float(config["train"]["adv_eps"]),
+                       eps_strict=bool(config["train"]["adv_eps_strict"]))
     res = search(model, x, t, cfg, ds.lower, ds.upper)
     grid = factuals[:, None, :].repeat(1, K, 1).clone()
     for n, (i, j) in enumerate(pairs):

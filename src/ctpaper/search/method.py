@@ -25,17 +25,18 @@ ENERGY_QUAD = 1e-3        # pen_egy = phi_k * (E + 0.001 * E^2)   (method 4.4)
 
 @dataclass(frozen=True)
 class SearchConfig:
-    """Settings of one batched search (method 4)."""
+    """Settings of one batched search (method 4). No defaults: the values come from the validated
+    config (``ctpaper.settings.SearchSettings``), whose schema holds the only defaults."""
 
-    generator: str = "ecco"          # ecco | generic | revise
-    tau: float = 0.75                # decision threshold p_t(x') >= tau
-    T: int = 30                      # step budget
-    lr: float = 0.1                  # eta_ce, plain SGD on the state
-    lambda_cst: float = 0.001        # L1 cost weight
-    lambda_egy: float = 5.0          # ECCo energy weight
-    convergence: str = "threshold"   # threshold | max_iter
-    eps: float = 0.3                 # nascent-AE radius (L-inf, model-input scale)
-    eps_strict: bool = False         # False: <= eps (published); True: < eps (paper text)
+    generator: str                   # ecco | generic | revise
+    tau: float                       # decision threshold p_t(x') >= tau
+    T: int                           # step budget
+    lr: float                        # eta_ce, plain SGD on the state
+    lambda_cst: float                # L1 cost weight
+    lambda_egy: float                # ECCo energy weight
+    convergence: str                 # threshold | max_iter
+    eps: float                       # nascent-AE radius (L-inf, model-input scale)
+    eps_strict: bool                 # False: <= eps (published); True: < eps (paper text)
 
     def __post_init__(self):
         if self.generator not in GENERATORS:
