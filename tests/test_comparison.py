@@ -142,8 +142,8 @@ def test_comparison_values_and_notes():
     assert v["n_cells"] == len(c1) and v["n_agree"] == int(c1["agree"].sum())
     assert v["n_within"] == 1 and v["n_means"] == 2 and v["tol_pct"] == "25"
     assert n_defined == 3
-    notes = values.comparison_notes(c1)
+    notes = C.notes_markdown(c1)
     assert "**LS, Cost**: CT sig. worse here (-5.00), CT sig. better in the original (14.07)" in notes
     assert "**LS, IP**" not in notes and "**Adult, IP**" not in notes      # agreeing cells
     agree_all = c1.assign(agree=True)
-    assert "Every cell" in values.comparison_notes(agree_all)
+    assert "Every cell" in C.notes_markdown(agree_all)

@@ -542,7 +542,7 @@ def _synthetic_results(root: Path, config: dict, datasets: list[str]) -> dict:
     comparison.make_comparison(T / "table1.csv", T / "table3.csv",
                                REPO / "config" / "original_results.yaml", comparison.context(config),
                                T / "comparison.csv", T / "comparison_means.csv",
-                               T / "comparison.md")
+                               T / "comparison.md", T / "comparison_notes.md")
     inputs = values.PaperInputs(
         table1=T / "table1.csv", performance=T / "performance.csv", table2=T / "table2.csv",
         comparison=T / "comparison.csv", comparison_means=T / "comparison_means.csv",
@@ -551,7 +551,7 @@ def _synthetic_results(root: Path, config: dict, datasets: list[str]) -> dict:
         **{k.replace("_json", ""): v for k, v in stats.items()})
     values.write(config, root / "paper" / "values.json", inputs)
     return {"tables": {n: T / f"{n}.md" for n in ("table1", "table2", "table3", "performance",
-                                                  "comparison")},
+                                                  "comparison", "comparison_notes")},
             "figures": figs}
 
 

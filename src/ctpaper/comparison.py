@@ -177,6 +177,28 @@ def table3_comparison(t3: pd.DataFrame, original: dict, rel_tol: float) -> pd.Da
                                        "original", "rel_diff", "within"])
 
 
+def _num(x: float) -> str:
+    return "n/a" if math.isnan(x) else f"{x:.2f}"
+
+
+def notes_markdown(c1: pd.DataFrame) -> str:
+    """The list the paper prints under the comparison (``tables/comparison_notes.md``): one item per
+    Table-1 cell whose class differs from the original's, with what is known about why."""
+    bad = c1[~c1["agree"].astype(bool)]
+    if bad.empty:
+        return "Every cell of @tbl-table1 has the class of the original's.\n"
+    lines = []
+    for _, r in bad.iterrows():
+        known = r["known"] if isinstance(r["known"], str) and r["known"] else (
+            "no documented difference of settings or data applies; only the random streams "
+            "(initialisation, batches, drawn individuals and references) differ")
+        lines.append(f"* **{r['label']}, {r['metric_label'].replace('*', chr(92) + '*')}**: "
+                     f"{CLASS_TEXT[r['ours_class']]} here ({_num(float(r['ours']))}), "
+                     f"{CLASS_TEXT[r['original_class']]} in the original "
+                     f"({_num(float(r['original']))}). Known: {known}.")
+    return "\n".join(lines) + "\n"
+
+
 def _pct(x: float) -> str:
     return "–" if math.isnan(x) else f"{100 * x:+.0f}%"
 
@@ -211,8 +233,9 @@ def comparison_markdown(c1: pd.DataFrame, c3: pd.DataFrame, rel_tol: float) -> s
 
 def make_comparison(table1_csv: str | Path, table3_csv: str | Path, original_yaml: str | Path,
                     ctx: dict, csv_path: str | Path, means_path: str | Path,
-                    md_path: str | Path) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Rule table_comparison: read Tables 1 and 3 and the original's, write both comparisons."""
+                    md_path: str | Path, notes_path: str | Path) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Rule table_comparison: read Tables 1 and 3 and the original's, write both comparisons and
+    the notes on the disagreeing cells."""
     from ctpaper.runtime import atomic_path
 
     original = load_original(original_yaml)
@@ -223,6 +246,8 @@ def make_comparison(table1_csv: str | Path, table3_csv: str | Path, original_yam
             frame.to_csv(tmp, index=False, float_format="%.17g")
     with atomic_path(md_path) as tmp:
         tmp.write_text(comparison_markdown(c1, c3, ctx["rel_tol"]))
+    with atomic_path(notes_path) as tmp:
+        tmp.write_text(notes_markdown(c1))
     return c1, c3
 
 

@@ -157,6 +157,7 @@ rule table_comparison:
         ),
         md=f"{TABLE}.md",
         means=f"{R}/tables/{{name}}_means.csv",
+        notes=f"{R}/tables/{{name}}_notes.md",
     log:
         f"{LOGS}/table_comparison/{{name}}.log",
     benchmark:
@@ -350,7 +351,13 @@ FIG_STATS_FILES = {
 }
 # what the paper includes, by name: {table: its .md file}, {figure: [png, pdf]}
 # (+ the appendix's and the robustness studies' tables and figures: appendix_report.smk, studies_common.smk)
-PAPER_TABLES = {n: table_files(n)[1] for n in TABLE_NAMES} | APPENDIX_PAPER_TABLES | STUDY_TABLES
+# the tables' Markdown, and the notes printed under the comparison with the original
+PAPER_TABLES = (
+    {n: table_files(n)[1] for n in TABLE_NAMES}
+    | {"comparison_notes": f"{R}/tables/comparison_notes.md"}
+    | APPENDIX_PAPER_TABLES
+    | STUDY_TABLES
+)
 PAPER_FIGURES = {n: figure_files(n) for n in FIGURE_NAMES} | APPENDIX_PAPER_FIGURES | STUDY_FIGURES
 
 

@@ -1,8 +1,9 @@
 """The original's appendix claims (issue 12 item 4, (a)-(i)), each with a verdict computed from the grid
 results and the numbers behind it.
 
-Verdicts: ``supports``, ``partly supports``, ``does not support``, and ``cannot assess`` when the run has
-no results for the claim (grid or data set not configured). Each claim's function documents its
+Verdicts are the keys of ``ctpaper.paper.values.verdict``: ``supports``, ``partly`` (partly supports),
+``not`` (does not support), and ``cannot`` (cannot assess) when the run has no results for the claim
+(grid or data set not configured); the paper's text words them. Each claim's function documents its
 decision rule. Shared building blocks:
 
 * pct = percentage change of a metric vs BL (method 8, ``ctpaper.appendix.data.pct_change``); lower is
@@ -24,7 +25,7 @@ import pandas as pd
 from ctpaper.appendix import D_GRIDS
 from ctpaper.appendix.data import final_maturity, iqr, pct_change
 
-SUPPORTS, PARTLY, NOT, NA = "supports", "partly supports", "does not support", "cannot assess"
+SUPPORTS, PARTLY, NOT, NA = "supports", "partly", "not", "cannot"
 NOT_IN_RUN = "not available (not in this run)"
 # (i): "at most about one point" = a drop below 1.5 percentage points (the largest that rounds to 1).
 ABOUT_ONE_POINT = 1.5
@@ -342,17 +343,30 @@ def _text(v) -> str:
 
 def paper_vars(claims: dict) -> dict:
     """The scalar results as text for the paper's ``{{< var appendix.<claim>.<key> >}}`` (lists of
-    per-data-set rows stay in the JSON)."""
+    per-data-set rows stay in the JSON; verdicts are flags, ``paper_flags``)."""
     def flat(d: dict) -> dict:
         return {k: flat(v) if isinstance(v, dict) else _text(v) for k, v in d.items()
-                if not isinstance(v, list)}
+                if not isinstance(v, list) and k != "verdict"}
     return flat(claims)
+
+
+def paper_flags(claims: dict) -> dict:
+    """``appendix.<claim>[.<variant>].verdicts.<key>``: the flags the paper's conditional text
+    words each verdict by (``ctpaper.paper.values.verdict_flags``)."""
+    from ctpaper.paper.values import verdict_flags
+
+    def flags(d: dict) -> dict:
+        out = {k: flags(v) for k, v in d.items() if isinstance(v, dict)}
+        if "verdict" in d:
+            out["verdicts"] = verdict_flags(d["verdict"])
+        return {k: v for k, v in out.items() if v}
+    return flags(claims)
 
 
 def make(paths: dict, config, json_path: str) -> dict:
     """Rule ``appendix_claims``: ``paths[grid][kind]`` = the grid's files of kind scores / performance
     / maturity (all its data sets) -> JSON with ``claims`` (all results), ``vars`` (the paper's
-    ``appendix.*`` variables) and ``blocks`` (the generated appendix part, ``ctpaper.appendix.paper``)."""
+    ``appendix.*`` variables), ``flags`` (its verdicts) and ``blocks`` (the generated appendix part, ``ctpaper.appendix.paper``)."""
     from ctpaper.appendix import grid_vary
     from ctpaper.appendix.data import load
     from ctpaper.appendix.paper import appendix_block, grid_vars
@@ -361,6 +375,6 @@ def make(paths: dict, config, json_path: str) -> dict:
     frames = {g: {k: load(p) for k, p in kinds.items()} for g, kinds in paths.items()}
     claims = evaluate(frames, {g: grid_vary(config, g) for g in paths})
     out = {"claims": claims, "vars": {**paper_vars(claims), "grids": grid_vars(config)},
-           "blocks": {"appendix": appendix_block(config)}}
+           "flags": paper_flags(claims), "blocks": {"appendix": appendix_block(config)}}
     write_json(out, json_path)
     return out

@@ -402,7 +402,7 @@ def render(paper_dir: str | Path, build_dir: str | Path, values_json: str | Path
     ``producers`` maps every table file, figure PNG and ``values_json`` to the rule that made it and
     its modules (``{"rule": ..., "modules": [...]}``); ``provenance_json`` is the run's provenance
     record (commit, date); ``appendix_json`` the appendix claims (``ctpaper.appendix.claims.make``:
-    its vars become ``appendix.*``, its blocks join the generated blocks; without it the appendix
+    its vars and flags become ``appendix.*``, its blocks join the generated blocks; without it the appendix
     block is empty). ``engine``: 'auto' (quarto when the CLI is on PATH, else pandoc),
     'quarto' or 'pandoc'."""
     from ctpaper.runtime import atomic_path
@@ -412,6 +412,7 @@ def render(paper_dir: str | Path, build_dir: str | Path, values_json: str | Path
     values = read_json(values_json)
     appendix = read_json(appendix_json) if appendix_json else {"vars": {}, "blocks": {"appendix": ""}}
     values = {**values, "vars": {**values["vars"], "appendix": appendix["vars"]},
+              "flags": {**values.get("flags", {}), "appendix": appendix.get("flags", {})},
               "blocks": {**values["blocks"], **appendix["blocks"]}}
     build = assemble_build(paper_dir, build_dir, values, tables, figures)
     prov = read_json(provenance_json)

@@ -34,7 +34,7 @@ from typing import Iterable, Mapping
 import pandas as pd
 import yaml
 
-from ctpaper.comparison import CLASS_TEXT, synthetic_stream_is_original
+from ctpaper.comparison import synthetic_stream_is_original
 from ctpaper.comparison import summary as comparison_summary
 from ctpaper.config import dataset_kind
 from ctpaper.names import DATASET_NAMES as TABLE_ORDER, KINDS, LABELS, ROLES
@@ -478,23 +478,6 @@ def comparison_values(c1: pd.DataFrame, c3: pd.DataFrame, rel_tol: float) -> dic
     return out
 
 
-def comparison_notes(c1: pd.DataFrame) -> str:
-    """One item per Table-1 cell whose class differs from the original's, with what is known."""
-    bad = c1[~c1["agree"].astype(bool)]
-    if bad.empty:
-        return "Every cell of @tbl-table1 has the class of the original's.\n"
-    lines = []
-    for _, r in bad.iterrows():
-        known = r["known"] if isinstance(r["known"], str) and r["known"] else (
-            "no documented difference of settings or data applies; only the random streams "
-            "(initialisation, batches, drawn individuals and references) differ")
-        lines.append(f"* **{r['label']}, {r['metric_label'].replace('*', chr(92) + '*')}**: "
-                     f"{CLASS_TEXT[r['ours_class']]} here ({num(float(r['ours']))}), "
-                     f"{CLASS_TEXT[r['original_class']]} in the original "
-                     f"({num(float(r['original']))}). Known: {known}.")
-    return "\n".join(lines) + "\n"
-
-
 # --------------------------------------------------------------------------------------------------
 # Entry point
 
@@ -631,7 +614,6 @@ def compute(config: dict, inputs: PaperInputs) -> dict:
     tree["run"]["mnist_ig"] = bool(mnist and ig_v)
     vars_, flags = split_flags(tree)
     blocks = {
-        "comparison_notes": comparison_notes(c1),
         "compute": compute_table(prov),
         "mnist_plausibility": "{{< include /sections/mnist_plausibility.qmd >}}" if mnist else "",
         "mnist_grids": "{{< include /sections/mnist_grids.qmd >}}" if mnist else "",
@@ -651,11 +633,10 @@ def write(config: dict, out_path, inputs: PaperInputs, studies_json=None) -> dic
     # the section "How robust are the conclusions?" exists when the studies ran
     values["blocks"]["robustness"] = "{{< include /sections/robustness.qmd >}}" if studies_json else ""
     if studies_json:
-        from ctpaper.studies.report import compute_values, summary_words
+        from ctpaper.studies.report import compute_values
 
         st = {name: read_json(p) for name, p in studies_json.items()}
-        st["summary"] = summary_words(st["seed_study"], st["sensitivity"])
         st["compute"] = compute_values(read_json(inputs.provenance))
-        values["vars"]["studies"] = st
+        values["vars"]["studies"], values["flags"]["studies"] = split_flags(st)
     write_json(values, out_path)
     return values

@@ -45,14 +45,10 @@ def table1_from(ces: pd.DataFrame, pm_rule: str, ci_level: float) -> pd.DataFram
     return T.table1(T.comparisons(by, pm_rule, ci_level))
 
 
-# the verdict keys of ctpaper.paper.values.verdict, as this study's tables and lists print them
-VERDICT_WORDS = {"supports": "supports", "partly": "partly supports", "not": "does not support",
-                 "cannot": "cannot assess"}
-
-
 def claim_values(t1: pd.DataFrame, rob: pd.DataFrame, perf: pd.DataFrame) -> dict:
-    """Per claim: ``avg`` (the column average / gain / loss in points) and ``verdict``; Table-1
-    claims also their per-data-set ``class``."""
+    """Per claim: ``avg`` (the column average / gain / loss in points) and ``verdict`` (a key of
+    ``ctpaper.paper.values.verdict``, worded by the paper); Table-1 claims also their per-data-set
+    ``class``."""
     from ctpaper.paper.values import robustness_values, verdict
 
     rows = t1[t1["dataset"] != "avg"]
@@ -61,16 +57,15 @@ def claim_values(t1: pd.DataFrame, rob: pd.DataFrame, perf: pd.DataFrame) -> dic
         v, sig = rows[f"{m}_value"].astype(float), rows[f"{m}_significant"].astype(bool)
         n_sig = int((sig & (v > 0)).sum())
         avg = float(v.mean()) if v.notna().any() else math.nan
-        out[m] = {"avg": avg, "verdict": VERDICT_WORDS[verdict(n_sig, int(v.notna().sum()), avg)],
+        out[m] = {"avg": avg, "verdict": verdict(n_sig, int(v.notna().sum()), avg),
                   "n_sig_better": n_sig, "n_sig_worse": int((sig & (v < 0)).sum()),
                   "class": {d: S.cell_class(x, s) for d, x, s in zip(rows["dataset"], v, sig)}}
     rv = robustness_values(rob)
     gain = _robust_gain(rob)
-    out["robust"] = {"avg": gain, "verdict": VERDICT_WORDS[rv["verdict"]], "n_better": rv["n_better"]}
+    out["robust"] = {"avg": gain, "verdict": rv["verdict"], "n_better": rv["n_better"]}
     drop = _accuracy_drop(perf)
-    out["accuracy"] = {"avg": drop, "verdict": ("supports" if drop <= ACCURACY_TOL_PP else
-                                                "does not support") if not math.isnan(drop)
-                       else "cannot assess"}
+    out["accuracy"] = {"avg": drop, "verdict": ("cannot" if math.isnan(drop) else
+                                                "supports" if drop <= ACCURACY_TOL_PP else "not")}
     return out
 
 
@@ -149,8 +144,8 @@ def seed_markdown(long: pd.DataFrame, summary: pd.DataFrame, ci_level: float) ->
 
 def seed_values(long: pd.DataFrame, rob: pd.DataFrame, perf: pd.DataFrame, ces: pd.DataFrame,
                 pm_rule: str, ci_level: float) -> dict:
-    """The paper's values of the seed study: per claim the verdict of every seed and how many seeds
-    support it, with the range of the column average over seeds."""
+    """The paper's values of the seed study: per claim how many seeds support it (partly, not),
+    whether all do (``holds_all``), and the range of the column average over seeds."""
     per_seed = {}
     for seed in sorted(long["seed"].unique()):
         t1 = table1_from(ces[ces["seed"] == seed], pm_rule, ci_level)
@@ -162,9 +157,9 @@ def seed_values(long: pd.DataFrame, rob: pd.DataFrame, perf: pd.DataFrame, ces: 
         avgs = [v[c]["avg"] for v in per_seed.values()]
         mean, lo, hi = S.seed_interval(avgs, ci_level)
         out[c] = {"n_supports": sum(x == "supports" for x in verdicts),
-                  "n_partly": sum(x == "partly supports" for x in verdicts),
-                  "n_not": sum(x in ("does not support", "cannot assess") for x in verdicts),
-                  "holds_all": "holds" if all(x == "supports" for x in verdicts) else "does not hold",
+                  "n_partly": sum(x == "partly" for x in verdicts),
+                  "n_not": sum(x in ("not", "cannot") for x in verdicts),
+                  "holds_all": all(x == "supports" for x in verdicts),
                   "avg_min": _num(min(avgs)), "avg_max": _num(max(avgs)), "avg_mean": _num(mean),
                   "avg_lb": _num(lo), "avg_ub": _num(hi)}
     return out
@@ -245,8 +240,11 @@ def paper_text_markdown(base: pd.DataFrame, alt: pd.DataFrame, ci_level: float) 
 
 
 def sensitivity_values(long: pd.DataFrame, claims: Mapping[str, dict]) -> dict:
-    """The paper's values of the sensitivity study: per claim the variants under which its verdict
-    changes, and per variant the classes that flip and the largest shift of a column average."""
+    """The paper's values of the sensitivity study: per claim the verdict at the published settings
+    (``base``) and with all stated settings at once (``all``) as flags of the verdict keys, the
+    variants under which the verdict changes, and per variant the classes that flip and the largest
+    shift of a column average."""
+    from ctpaper.paper.values import verdict_flags
     from ctpaper.studies.variants import ALL, BASE, LABELS as VLABELS
 
     variants = [v for v in claims if v != BASE]
@@ -256,13 +254,14 @@ def sensitivity_values(long: pd.DataFrame, claims: Mapping[str, dict]) -> dict:
         changed = [v for v in single if claims[v][c]["verdict"] != claims[BASE][c]["verdict"]]
         shifts = {v: claims[v][c]["avg"] - claims[BASE][c]["avg"] for v in single}
         big = max(shifts, key=lambda v: abs(shifts[v]) if not math.isnan(shifts[v]) else -1) if shifts else None
-        out[c] = {"base_verdict": claims[BASE][c]["verdict"], "base_avg": _num(claims[BASE][c]["avg"]),
-                  "n_changed": len(changed),
-                  "changed_list": ", ".join(f"{VLABELS[v]} ({claims[v][c]['verdict']})" for v in changed) or "none",
-                  "holds_all": "holds" if not changed and claims[BASE][c]["verdict"] == "supports" else "does not hold",
+        out[c] = {"base": verdict_flags(claims[BASE][c]["verdict"]),
+                  "base_avg": _num(claims[BASE][c]["avg"]),
+                  "n_changed": len(changed), "changed": bool(changed),
+                  "changed_list": ", ".join(VLABELS[v] for v in changed) or "none",
+                  "holds_all": not changed and claims[BASE][c]["verdict"] == "supports",
                   "max_shift_variant": VLABELS[big] if big else "n/a",
                   "max_shift": _num(shifts[big]) if big else "n/a",
-                  "all_verdict": claims[ALL][c]["verdict"] if ALL in claims else "n/a",
+                  "all": verdict_flags(claims[ALL][c]["verdict"] if ALL in claims else "cannot"),
                   "all_avg": _num(claims[ALL][c]["avg"]) if ALL in claims else "n/a"}
     flips = long[long["flipped"].astype(bool)]
     out["n_flips"] = {v: int((flips["variant"] == v).sum()) for v in variants}
@@ -293,23 +292,6 @@ def make_sensitivity(ces: Mapping[str, list], rob: Mapping[str, list], perf: Map
     with atomic_path(md_path) as tmp:
         tmp.write_text(paper_text_markdown(tables1[BASE], alt, ci) + "\n")
     write_json(sensitivity_values(long, claims), json_path)
-
-
-def summary_words(seed_vals: Mapping, sens_vals: Mapping) -> dict[str, str]:
-    """Per claim, the phrase the paper's closing sentence of the robustness section uses: whether
-    it is supported in every seed and whether its verdict changes under a stated setting."""
-    n = seed_vals["n_seeds"]
-    out = {}
-    for c in CLAIMS:
-        k = seed_vals[c]["n_supports"]
-        seeds = f"in all {n} seeds" if k == n else f"in {k} of {n} seeds"
-        sens = sens_vals[c]
-        if sens["n_changed"] == 0:
-            settings = f"and its verdict ({sens['base_verdict']}) stays under every stated setting"
-        else:
-            settings = f"and its verdict changes under {sens['changed_list']}"
-        out[c] = f"is supported {seeds} {settings}"
-    return out
 
 
 STUDY_RULES = ("seed_study_table", "seed_study_figure", "sensitivity_table", "sensitivity_figure")
