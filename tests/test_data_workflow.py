@@ -11,7 +11,7 @@ import yaml
 from ctpaper.config import ROOT as REPO
 from ctpaper.data.raw import MIRROR_ENV
 
-SMOKE_SIZES = {"ls": (3600, 900), "moon": (3600, 900), "adult": (26049, 6512), "mnist": (11000, 10000)}
+SMOKE_SIZES = {"ls": (3600, 900), "adult": (26049, 6512), "mnist": (11000, 10000)}
 ADULT_SHA = "5b00264637dbfec36bdeaab5676b0b309ff9eb788d63554ca0a249491c86603d"
 
 

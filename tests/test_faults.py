@@ -297,7 +297,7 @@ def test_corrupt_model_is_refused_by_name_then_rebuilt(private_results):
 @pytest.mark.slow
 def test_truncated_parquet_and_nan_model_are_never_used(private_results):
     R = private_results["results"]
-    ces = R / "eval" / "moon" / "seed2025" / "free" / "ces.parquet"
+    ces = R / "eval" / "ls" / "seed2025" / "free" / "ces.parquet"
     table = R / "tables" / "table1.csv"
     _truncate(ces)
     table.unlink()
@@ -305,12 +305,12 @@ def test_truncated_parquet_and_nan_model_are_never_used(private_results):
     assert proc.returncode != 0 and not table.exists()
     assert f"{ces}: corrupt" in proc.output and "Traceback" not in proc.output, proc.output[-3000:]
     # a model whose weights are NaN (recorded with a valid checksum) is refused too
-    model = R / "models" / "moon" / "seed2025" / "ct_free" / "model.pt"
+    model = R / "models" / "ls" / "seed2025" / "ct_free" / "model.pt"
     net, spec = load_model(model)
     with torch.no_grad():
         net.fc2.weight.fill_(float("nan"))
     save_model(net, model, spec)
-    perf = R / "eval" / "moon" / "seed2025" / "performance.parquet"
+    perf = R / "eval" / "ls" / "seed2025" / "performance.parquet"
     perf.unlink()
     proc = _private_run(private_results, [str(perf)])
     assert proc.returncode != 0 and not perf.exists()
