@@ -122,3 +122,32 @@ def test_smoke_figure_target_reruns_only_its_chain(smoke_run):
     jobs = re.findall(r"^(?:local)?rule (\w+):", out.stdout + out.stderr, flags=re.M)
     assert sorted(jobs) == ["fig3", "figure_fig3"], jobs
     assert {p: p.stat().st_mtime_ns for p in (R / "figures").iterdir()} == before
+
+
+@pytest.mark.slow
+def test_smoke_paper_names_only_defined_flags(smoke_run):
+    """Every flag that a conditional span of the paper source names (after the includes) is defined
+    by the run's values: an absent flag counts as false, so a misspelt one would silently drop or
+    keep text (a verdict worded by four spans would vanish)."""
+    import yaml
+
+    from ctpaper.paper.render import COND_RE, expand_shortcodes
+
+    build = smoke_run["results"] / "paper" / "build"
+    meta = yaml.safe_load((build / "_metadata.yml").read_text())
+    variables = yaml.safe_load((build / "_variables.yml").read_text())
+    text = expand_shortcodes((build / "paper.qmd").read_text(), variables, build)
+    keys = {m.group(2) for m in COND_RE.finditer(text)}
+
+    def defined(key: str) -> bool:
+        node = meta
+        for part in key.split("."):
+            if not isinstance(node, dict) or part not in node:
+                return False
+            node = node[part]
+        return isinstance(node, bool)
+
+    assert len(keys) > 20, keys
+    assert not sorted(k for k in keys if not defined(k))
+    assert any(k.startswith("flags.studies.") for k in keys)
+    assert any(k.startswith("flags.appendix.") for k in keys)
