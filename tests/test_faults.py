@@ -258,10 +258,11 @@ def test_whitespace_in_the_checkout_path_is_refused_up_front(tmp_path):
     assert "Traceback" not in proc.output
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture
 def private_results(smoke_run, tmp_path_factory):
-    """A copy of the smoke run's results (mtimes kept) with its own overlay and working directory;
-    tests may break files here."""
+    """A copy of the smoke run's results (mtimes kept, 33 MB) with its own overlay and working
+    directory, one per test: a test may break and rebuild files here without changing what the
+    next test sees."""
     root = tmp_path_factory.mktemp("faults")
     results = root / "results"
     shutil.copytree(smoke_run["results"], results)
