@@ -4,7 +4,6 @@ member, chunking, the SLURM job budget, the pool-not-test rule, and a smoke run 
 from __future__ import annotations
 
 import copy
-import subprocess
 import sys
 from pathlib import Path
 
@@ -187,28 +186,13 @@ MATURITY = ["grid", "dataset", "model", "epoch", "prop_mature"]
 
 
 @pytest.mark.slow
-def test_smoke_run_of_every_grid(tmp_path, raw_mirror):
-    import os
-
-    import yaml
-
-    from ctpaper.data.raw import MIRROR_ENV
+def test_smoke_run_of_every_grid(smoke_run):
+    """Every grid's three files of the session's smoke run (conftest.smoke_run, which runs the
+    appendix with the paper): their columns and one row per model (scores: per run and lambda)."""
     from ctpaper.runtime import read_parquet
 
-    results = tmp_path / "results"
-    overlay = tmp_path / "overlay.yaml"
-    overlay.write_text(yaml.safe_dump({"paths": {"results": str(results), "raw_dir": str(tmp_path / "raw"),
-                                                 "download": False}}))
-    config = C.load(REPO / "config" / "config.yaml", REPO / "config" / "smoke.yaml", overlay)
+    results, config = smoke_run["results"], smoke_run["config"]
     assert plan.grid_ids(config) == list(METHOD9_CELLS)
-    targets = [str(results / "appendix" / g / d / f"{f}.parquet") for g in plan.grid_ids(config)
-               for d in plan.grid_datasets(config, g) for f in ("scores", "performance", "maturity")]
-    env = {**os.environ, MIRROR_ENV: str(raw_mirror), "OMP_NUM_THREADS": "1"}
-    snakemake = str(Path(sys.executable).parent / "snakemake")
-    out = subprocess.run([snakemake, *targets, "--cores", "2", "--configfile", "config/config.yaml",
-                          "config/smoke.yaml", str(overlay)], cwd=REPO, env=env, capture_output=True,
-                         text=True, timeout=900)
-    assert out.returncode == 0, out.stderr[-4000:]
     ge = config["grids"]["eval"]
     n_lam = len(config["eval"]["lambda_egy_grid"])
     for g in plan.grid_ids(config):

@@ -34,7 +34,9 @@ TARGET_STAGE = {"data": "data", "train": "train", "evaluate": "evaluate", "all":
 def study_jobs(cfg: dict) -> dict[str, int]:
     """Jobs of the robustness studies (part of the paper): extra seeds retrain all models at the
     published settings; a variant reruns the stages whose settings it changes (the data of the
-    domain variant, the CT models of training variants) and evaluates every dataset and family."""
+    domain variant, the CT models of training variants) and evaluates every dataset and family;
+    robustness and performance, which read none of the variants' keys, rerun only where a model they
+    read was retrained (an evaluation-only variant reuses the published settings' files)."""
     from ctpaper.studies import variants as V
 
     datasets, families = cfg["datasets"], cfg["families"]
@@ -48,8 +50,11 @@ def study_jobs(cfg: dict) -> dict[str, int]:
         "study_train_model": len(extra) * len(datasets) * len(models) + sum(
             V.model_tree(cfg, v, d, first, m) == v for v in variants for d in datasets for m in models),
         "study_evaluate_ces": n_sets * len(datasets) * len(families),
-        "study_robustness": n_sets * len(datasets),
-        "study_performance": n_sets * len(datasets),
+        "study_robustness": len(extra) * len(datasets) + sum(
+            any(V.model_tree(cfg, v, d, first, m) == v for m in ("bl", "ct_free"))
+            for v in variants for d in datasets),
+        "study_performance": len(extra) * len(datasets) + sum(
+            any(V.model_tree(cfg, v, d, first, m) == v for m in models) for v in variants for d in datasets),
         "seed_study_table": 1, "seed_study_figure": 1, "sensitivity_table": 1, "sensitivity_figure": 1,
     }
 

@@ -152,6 +152,15 @@ def test_each_variant_redoes_exactly_the_stages_it_changes(config):
     # the seed study: extra seeds at the published settings live in the base tree
     assert V.model_tree(config, V.BASE, "ls", "2026", "bl") == V.BASE
     assert V.eval_tree(config, V.BASE, seed) == "main" and V.eval_tree(config, "ce_lr", seed) == "ce_lr"
+    # per evaluation stage: an evaluation-only variant redoes evaluate_ces, not robustness or
+    # performance (same models, none of its keys); a training variant redoes all three
+    ct_bl, all3 = ("ct_free", "bl"), ("bl", "ct_free", "ct_protected")
+    assert V.stage_tree(config, "lambda_cst", "evaluate_ces", "ls", seed, ct_bl, "free") == "lambda_cst"
+    assert V.stage_tree(config, "lambda_cst", "robustness", "ls", seed, ("bl", "ct_free")) == "main"
+    assert V.stage_tree(config, "lambda_cst", "performance", "ls", seed, all3) == "main"
+    assert V.stage_tree(config, "maturity", "performance", "ls", seed, all3) == "maturity"
+    assert V.stage_tree(config, "domain_n_sigma", "robustness", "ls", seed, ("bl",)) == "domain_n_sigma"
+    assert V.stage_tree(config, V.BASE, "robustness", "ls", "2026", ("bl", "ct_free")) == V.BASE
 
 
 def test_study_rules_hash_the_variant_config(config):

@@ -93,9 +93,9 @@ use rule performance as study_performance with:
 
 rule seed_study_table:
     input:
-        ces=_flat(_seed_eval_files(CES, S_CES, families=True)),
-        robustness=_flat(_seed_eval_files(ROBUSTNESS, S_ROBUSTNESS)),
-        performance=_flat(_seed_eval_files(PERFORMANCE, S_PERFORMANCE)),
+        ces=_flat(_seed_eval_files("ces")),
+        robustness=_flat(_seed_eval_files("robustness")),
+        performance=_flat(_seed_eval_files("performance")),
         code=code("studies/stats.py", "studies/report.py", "tables.py"),
     output:
         csv=f"{R}/tables/seed_study.csv",
@@ -145,9 +145,9 @@ rule seed_study_figure:
 
 rule sensitivity_table:
     input:
-        ces=_flat(_variant_eval_files(CES, S_CES, families=True)),
-        robustness=_flat(_variant_eval_files(ROBUSTNESS, S_ROBUSTNESS)),
-        performance=_flat(_variant_eval_files(PERFORMANCE, S_PERFORMANCE)),
+        ces=_flat(_variant_eval_files("ces")),
+        robustness=_flat(_variant_eval_files("robustness")),
+        performance=_flat(_variant_eval_files("performance")),
         code=code("studies/stats.py", "studies/report.py", "studies/variants.py", "tables.py"),
     output:
         csv=f"{R}/tables/sensitivity.csv",
@@ -167,9 +167,9 @@ rule sensitivity_table:
     params:
         config_reads=reads("sensitivity_table"),
         variants=[V.BASE, *STUDY_VARIANTS],
-        ces=_variant_eval_files(CES, S_CES, families=True),
-        robustness=_variant_eval_files(ROBUSTNESS, S_ROBUSTNESS),
-        performance=_variant_eval_files(PERFORMANCE, S_PERFORMANCE),
+        ces=_variant_eval_files("ces"),
+        robustness=_variant_eval_files("robustness"),
+        performance=_variant_eval_files("performance"),
     script:
         "../scripts/sensitivity_table.py"
 

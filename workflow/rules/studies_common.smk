@@ -45,9 +45,27 @@ def _study_model(variant, dataset, seed, model):
     return _in_tree(MODEL_PT, f"{S_MODEL_DIR}/model.pt", tree, dataset=dataset, seed=seed, model=model)
 
 
-def study_eval_file(pattern, study_pattern, variant, seed, **wc):
-    """An evaluation file of a variant at a training seed (the main results' where they are the same)."""
-    return _in_tree(pattern, study_pattern, V.eval_tree(config, variant, seed), seed=seed, **wc)
+# the evaluation stages: main results' pattern, study pattern, the stage's rule
+EVAL_STAGES = {
+    "ces": (CES, S_CES, "evaluate_ces"),
+    "robustness": (ROBUSTNESS, S_ROBUSTNESS, "robustness"),
+    "performance": (PERFORMANCE, S_PERFORMANCE, "performance"),
+}
+
+
+def _stage_models(stage, family):
+    """The model directories an evaluation stage reads (as its rule's inputs name them)."""
+    if stage == "ces":
+        return [f"ct_{family}", "bl"]
+    return list((ROBUSTNESS_MODELS if stage == "robustness" else PERFORMANCE_MODELS).values())
+
+
+def study_eval_file(stage, variant, seed, dataset, family=None):
+    """A stage's evaluation file of a variant at a training seed: the published settings' file
+    where the stage's data, models and config keys are the same (ctpaper.studies.variants.stage_tree)."""
+    pattern, study_pattern, rule = EVAL_STAGES[stage]
+    tree = V.stage_tree(config, variant, rule, dataset, seed, _stage_models(stage, family), family)
+    return _in_tree(pattern, study_pattern, tree, seed=seed, dataset=dataset, family=family)
 
 
 def _study_prepare_input(wc):
@@ -79,26 +97,17 @@ def _study_models_input(label_to_model):
     return inputs
 
 
-def _seed_eval_files(pattern, study_pattern, families=False):
+def _seed_eval_files(stage):
     """{seed: [files of every dataset (and family)]} of the seed study (published settings)."""
-    out = {}
-    for s in STUDY_SEEDS:
-        out[s] = [
-            study_eval_file(pattern, study_pattern, V.BASE, s, dataset=d, family=f)
-            for d in DATASETS
-            for f in (FAMILIES if families else [None])
-        ]
-    return out
+    families = FAMILIES if stage == "ces" else [None]
+    return {s: [study_eval_file(stage, V.BASE, s, d, f) for d in DATASETS for f in families] for s in STUDY_SEEDS}
 
 
-def _variant_eval_files(pattern, study_pattern, families=False):
+def _variant_eval_files(stage):
     """{variant: [files of every dataset (and family)]} of the sensitivity study (base = main)."""
+    families = FAMILIES if stage == "ces" else [None]
     return {
-        v: [
-            study_eval_file(pattern, study_pattern, v, VARIANT_SEED, dataset=d, family=f)
-            for d in DATASETS
-            for f in (FAMILIES if families else [None])
-        ]
+        v: [study_eval_file(stage, v, VARIANT_SEED, d, f) for d in DATASETS for f in families]
         for v in [V.BASE, *STUDY_VARIANTS]
     }
 

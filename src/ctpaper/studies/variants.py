@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
-from typing import Mapping
+from typing import Iterable, Mapping
 
 from ctpaper.config import ROOT, ConfigError, deep_merge, read_yaml
 
@@ -159,3 +159,20 @@ def eval_tree(config: Mapping, variant: str, seed) -> str:
     main training seed, else the variant's tree."""
     main_seeds = {str(s) for s in config["train"]["seeds"]}
     return "main" if variant == BASE and str(seed) in main_seeds else variant
+
+
+def stage_tree(config: Mapping, variant: str, rule: str, dataset: str, seed, models: Iterable[str],
+               family: str | None = None) -> str:
+    """Where the file of evaluation stage ``rule`` (evaluate_ces, robustness, performance) of a
+    variant lives. A stage whose data, ``models`` and config keys are those of the published
+    settings at this seed would compute the same file: it is that file (``eval_tree`` of BASE);
+    otherwise the variant's tree. So an evaluation-only variant (say the test-time lambda_cst)
+    redoes evaluate_ces but reuses robustness and performance."""
+    if variant == BASE:
+        return eval_tree(config, BASE, seed)
+    wc = {"dataset": dataset, "seed": str(seed), **({"family": family} if family else {})}
+    if (data_tree(config, variant, dataset) != "main"
+            or any(model_tree(config, variant, dataset, seed, m) == variant for m in models)
+            or differs(config, variant, rule, wc)):
+        return variant
+    return eval_tree(config, BASE, seed)
