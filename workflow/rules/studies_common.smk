@@ -1,7 +1,7 @@
 # Path patterns and input functions of the robustness studies (issue 13; rules in studies.smk).
 # A study tree {R}/studies/{variant}/ mirrors the main results (data/, models/, eval/) for the files a
 # variant redoes; every other input is the main results' file (ctpaper.studies.variants: data_tree,
-# model_tree, eval_tree decide it from the config keys each stage declares).
+# model_tree, stage_tree decide it from the config keys each stage declares).
 # variant = base (published settings; the seed study's extra seeds) | a method-10.1 difference |
 # paper_text (all of config/paper_text.yaml at once).
 
@@ -100,7 +100,9 @@ def _study_models_input(label_to_model):
 def _seed_eval_files(stage):
     """{seed: [files of every dataset (and family)]} of the seed study (published settings)."""
     families = FAMILIES if stage == "ces" else [None]
-    return {s: [study_eval_file(stage, V.BASE, s, d, f) for d in DATASETS for f in families] for s in STUDY_SEEDS}
+    return {
+        s: [study_eval_file(stage, V.BASE, s, d, f) for d in DATASETS for f in families] for s in STUDY_SEEDS
+    }
 
 
 def _variant_eval_files(stage):
