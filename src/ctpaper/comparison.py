@@ -177,13 +177,11 @@ def table3_comparison(t3: pd.DataFrame, original: dict, rel_tol: float) -> pd.Da
                                        "original", "rel_diff", "within"])
 
 
-def _num(x: float) -> str:
-    return "n/a" if math.isnan(x) else f"{x:.2f}"
-
-
 def notes_markdown(c1: pd.DataFrame) -> str:
     """The list the paper prints under the comparison (``tables/comparison_notes.md``): one item per
     Table-1 cell whose class differs from the original's, with what is known about why."""
+    from ctpaper.paper.values import num as _num  # values imports this module
+
     bad = c1[~c1["agree"].astype(bool)]
     if bad.empty:
         return "Every cell of @tbl-table1 has the class of the original's.\n"
