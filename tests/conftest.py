@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import functools
 import os
 from pathlib import Path
 
@@ -41,13 +42,19 @@ def search_config(*args, **overrides):
     from dataclasses import fields
 
     from ctpaper.search import SearchConfig
+
+    base = dict(_training_search_defaults())
+    base.update(zip([f.name for f in fields(SearchConfig)], args))
+    return SearchConfig(**{**base, **overrides})
+
+
+@functools.lru_cache(maxsize=1)
+def _training_search_defaults() -> tuple:
+    """The training search's settings of config/config.yaml (loaded and validated once)."""
     from ctpaper.settings import SearchSettings
 
     c = cfg.load(cfg.DEFAULT_CONFIG)
-    t = c["train"]
-    base = SearchSettings.for_training({**t, "ce_lr": c["ce"]["lr"]}).to_dict()
-    base.update(zip([f.name for f in fields(SearchConfig)], args))
-    return SearchConfig(**{**base, **overrides})
+    return tuple(SearchSettings.for_training({**c["train"], "ce_lr": c["ce"]["lr"]}).to_dict().items())
 
 
 @pytest.fixture(scope="session")
