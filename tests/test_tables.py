@@ -123,6 +123,28 @@ def test_table1_rows_and_avg():
     assert "one standard deviation" in md and "3 runs" in md
 
 
+def test_metric_zero_at_double_precision_for_bl_gives_no_reduction(caplog):
+    """IP* under a length-scale far below the data's distances (method 10.1 item 3 on MNIST): BL's
+    typical MMD^2 is 0 (underflow), a few groups are not, and CT / BL is a ratio of residues. The
+    cell is undefined and left out of the average, not a -1e9 % reduction."""
+    rng = np.random.default_rng(0)
+    frame = known_frame("mnist", "free")
+    tiny = np.where(rng.random(len(frame)) < 0.9, 0.0, 1e-14)
+    tiny[(frame["model"] == "CT").to_numpy() & (frame["run"] == 0).to_numpy()] = 0.05
+    degenerate = frame.assign(ip_star=tiny)
+    assert tables.degenerate(degenerate, "ip_star") and not tables.degenerate(frame, "ip_star")
+    ces = {("ls", "free"): known_frame("ls", "free"), ("mnist", "free"): degenerate}
+    with caplog.at_level(logging.WARNING):
+        t1 = tables.table1(tables.comparisons(ces, "sd", 0.99))
+    assert "zero at double precision" in caplog.text
+    ls, mnist, avg = (t1.iloc[i] for i in range(3))
+    assert mnist["ip_star_degenerate"] and math.isnan(mnist["ip_star_value"])
+    assert not mnist["ip_star_significant"] and not ls["ip_star_degenerate"]
+    assert mnist["ip_value"] == pytest.approx(25.0)          # the other columns are unaffected
+    assert avg["ip_star_value"] == pytest.approx(ls["ip_star_value"])
+    assert "–" in tables.table1_markdown(t1, "sd", 0.99)
+
+
 def test_table3_alphabetical_and_values():
     t3 = tables.table3(_comp())
     assert t3["metric"].tolist() == ["cost", "cost", "ip_star", "ip_star", "ip", "ip"]

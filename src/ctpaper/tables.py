@@ -30,6 +30,11 @@ log = logging.getLogger(__name__)
 METRICS = {"ip": ("free", "IP"), "ip_star": ("free", "IP*"), "cost": ("protected", "Cost")}
 TABLE1_COLUMNS = ("ip", "ip_star", "cost")          # column order of Table 1
 TABLE3_METRICS = ("cost", "ip_star", "ip")          # row-block order of Table 3
+# A metric whose typical BL value (median over BL's valid CEs) is zero at double precision, the
+# scale of every metric being O(1) (MMD^2 of a kernel with maximum 1, distances of standardised
+# features), gives no percentage reduction: CT / BL is then a ratio of rounding residues and of the
+# few non-zero groups (IP* with a length-scale far below the data's distances: method 10.1 item 3).
+DEGENERATE_TOL = float(np.finfo(np.float64).eps)
 PM_TEXT = {"sd": "one standard deviation", "se": "one standard error",
            "2sd": "two standard deviations"}
 # the two models of the CE tables (model column: the CT model of the family, and BL)
@@ -214,6 +219,13 @@ def load_ces(paths: Iterable[str | Path]) -> pd.DataFrame:
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
 
 
+def degenerate(ces: pd.DataFrame, metric: str) -> bool:
+    """Whether ``metric`` is zero at double precision for the typical valid CE of BL (its median
+    over BL's valid CEs <= ``DEGENERATE_TOL``): its % reduction is then undefined."""
+    bl = ces.loc[ces["valid"].astype(bool) & (ces["model"] == BL), metric].dropna()
+    return bool(len(bl)) and float(np.abs(bl).median()) <= DEGENERATE_TOL
+
+
 def comparisons(ces: Mapping[tuple[str, str], pd.DataFrame], pm_rule: str, ci_level: float) -> pd.DataFrame:
     """One row per (dataset, metric) with compare()'s fields. ``ces`` maps (dataset, family) to the
     CE frame of that dataset and family (all seeds)."""
@@ -224,6 +236,11 @@ def comparisons(ces: Mapping[tuple[str, str], pd.DataFrame], pm_rule: str, ci_le
                 continue
             m = per_run_means(frame, metric)
             res = compare(m, pm_rule, ci_level, what=f"{dataset}/{family}/{metric}")
+            res["degenerate"] = degenerate(frame, metric)
+            if res["degenerate"]:
+                log.warning("%s/%s/%s: BL's median is zero at double precision; the percentage "
+                            "reduction is undefined", dataset, family, metric)
+                res.update(value=math.nan, pm=math.nan, significant=False)
             rows.append({"dataset": dataset, "metric": metric, **res})
     return pd.DataFrame(rows)
 
@@ -237,8 +254,9 @@ def table1(comp: pd.DataFrame) -> pd.DataFrame:
         for metric in TABLE1_COLUMNS:
             hit = comp[(comp["dataset"] == d) & (comp["metric"] == metric)]
             rec = hit.iloc[0].to_dict() if len(hit) else {}
-            for key in ("value", "pm", "ci_lb", "ci_ub", "significant", "n_runs", "n_dropped"):
-                default = False if key == "significant" else (0 if key.startswith("n_") else math.nan)
+            for key in ("value", "pm", "ci_lb", "ci_ub", "significant", "degenerate", "n_runs",
+                        "n_dropped"):
+                default = False if key in ("significant", "degenerate") else (0 if key.startswith("n_") else math.nan)
                 row[f"{metric}_{key}"] = rec.get(key, default)
         rows.append(row)
     out = pd.DataFrame(rows)
@@ -249,11 +267,13 @@ def table1(comp: pd.DataFrame) -> pd.DataFrame:
         for key in ("pm", "ci_lb", "ci_ub"):
             avg[f"{metric}_{key}"] = math.nan
         avg[f"{metric}_significant"] = False
+        avg[f"{metric}_degenerate"] = False
         avg[f"{metric}_n_runs"] = 0
         avg[f"{metric}_n_dropped"] = 0
     out = pd.concat([out, pd.DataFrame([avg])], ignore_index=True)
     for metric in TABLE1_COLUMNS:
         out[f"{metric}_significant"] = out[f"{metric}_significant"].astype(bool)
+        out[f"{metric}_degenerate"] = out[f"{metric}_degenerate"].astype(bool)
         out[f"{metric}_n_runs"] = out[f"{metric}_n_runs"].astype(int)
         out[f"{metric}_n_dropped"] = out[f"{metric}_n_dropped"].astype(int)
     return out

@@ -208,16 +208,19 @@ def variant_long(tables1: Mapping[str, pd.DataFrame], claims: Mapping[str, dict]
                       "verdict": claims[v][c]["verdict"], "base_verdict": base[c]["verdict"]}
             if c not in COLUMNS:
                 rows.append({**common, "dataset": "avg", "value": claims[v][c]["avg"],
-                             "significant": False, "class": "n/a", "base_class": "n/a",
-                             "flipped": False})
+                             "significant": False, "degenerate": False, "class": "n/a",
+                             "base_class": "n/a", "flipped": False})
                 continue
             for _, r in t1.iterrows():
                 d = r["dataset"]
                 cls = claims[v][c]["class"].get(d, "n/a")
                 bcls = base[c]["class"].get(d, "n/a")
+                # an undefined cell (tables.degenerate) is reported as such, not as a flip
                 rows.append({**common, "dataset": d, "value": float(r[f"{c}_value"]),
-                             "significant": bool(r[f"{c}_significant"]), "class": cls,
-                             "base_class": bcls, "flipped": d != "avg" and cls != bcls})
+                             "significant": bool(r[f"{c}_significant"]),
+                             "degenerate": bool(r[f"{c}_degenerate"]), "class": cls,
+                             "base_class": bcls,
+                             "flipped": d != "avg" and cls != bcls and "n/a" not in (cls, bcls)})
     return pd.DataFrame(rows)
 
 
@@ -235,6 +238,8 @@ def paper_text_markdown(base: pd.DataFrame, alt: pd.DataFrame, ci_level: float) 
     caption = ("Table 1 (% reduction CT vs BL, first training seed) at the published settings and "
                "with every setting the paper's text states (config/paper_text.yaml, method 10.1) at "
                f"once; \\* = 0 outside the {round(ci_level * 100)}% interval of CT − BL.")
+    if any(bool(t[f"{m}_degenerate"].any()) for t in (base, alt) for m in COLUMNS):
+        caption += " – = undefined: BL's median value is zero at double precision."
     return T.markdown_table(rows, header, "l" + "r" * (2 * len(COLUMNS)), caption=caption,
                             label="tbl-paper_text")
 
@@ -263,6 +268,11 @@ def sensitivity_values(long: pd.DataFrame, claims: Mapping[str, dict]) -> dict:
                   "max_shift": _num(shifts[big]) if big else "n/a",
                   "all": verdict_flags(claims[ALL][c]["verdict"] if ALL in claims else "cannot"),
                   "all_avg": _num(claims[ALL][c]["avg"]) if ALL in claims else "n/a"}
+    undefined = long[long["degenerate"].astype(bool)]
+    out["undefined_text"] = "; ".join(
+        f"{VLABELS[v]}: " + ", ".join(f"{LABELS[r['dataset']]} {COLUMN_LABELS[r['metric']]}"
+                                      for _, r in undefined[undefined["variant"] == v].iterrows())
+        for v in claims if (undefined["variant"] == v).any()) or "none"
     flips = long[long["flipped"].astype(bool)]
     out["n_flips"] = {v: int((flips["variant"] == v).sum()) for v in variants}
     out["flip_text"] = "; ".join(
