@@ -109,6 +109,33 @@ def test_flips_are_the_datasets_whose_class_changed():
     assert S.flips(base, base) == []
 
 
+def test_an_undefined_cell_is_reported_apart_from_the_flips():
+    """A variant under which a cell has no percentage (tables.degenerate: BL zero at double
+    precision) lists it as undefined; it is neither a flip nor part of the column average."""
+    from ctpaper.studies import report as Rp
+
+    def t1(star_mnist, degenerate):
+        return pd.DataFrame([
+            {"dataset": d, **{f"{m}_value": v for m in Rp.COLUMNS},
+             **{f"{m}_significant": True for m in Rp.COLUMNS},
+             **{f"{m}_degenerate": False for m in Rp.COLUMNS}}
+            for d, v in (("ls", 10.0), ("mnist", 5.0))]).assign(
+            ip_star_value=[10.0, star_mnist], ip_star_degenerate=[False, degenerate])
+
+    tables1 = {V.BASE: t1(5.0, False), "mmd_length_scale": t1(math.nan, True)}
+    claims = {}
+    for v, t in tables1.items():
+        claims[v] = {c: {"avg": 1.0, "verdict": "supports",
+                         "class": {d: S.cell_class(x, True) for d, x in zip(t["dataset"], t[f"{c}_value"])}}
+                     for c in Rp.COLUMNS}
+        claims[v].update({c: {"avg": 1.0, "verdict": "supports"} for c in ("robust", "accuracy")})
+    long = Rp.variant_long(tables1, claims)
+    assert not long["flipped"].any()
+    values = Rp.sensitivity_values(long, claims)
+    assert values["undefined_text"] == f"{V.LABELS['mmd_length_scale']}: MNIST IP*"
+    assert values["flip_text"] == "none"
+
+
 def test_direction_counts():
     assert S.direction_counts([5.0, -2.0, 3.0, 1.0], [True, True, False, True]) == (2, 1)
 
@@ -166,13 +193,19 @@ def test_each_variant_redoes_exactly_the_stages_it_changes(config):
 def test_study_rules_hash_the_variant_config(config):
     """A variant job's params change with its variant's values, not with the published values it
     overrides (the READS exclusions of config_reads._study)."""
-    wc = {"variant": "ce_lr", "dataset": "ls", "seed": "2025", "model": "ct_free"}
+    wc = {"variant": "ce_lr", "dataset": "ls"}
     job = V.variant_config(config, "ce_lr")
-    assert not covers("study_train_model", "ce.lr", wc)
-    assert covers("study_train_model", "ce.lr", {**wc, "variant": "maturity"})
+    assert not covers("study_train", "ce.lr", wc)
+    assert covers("study_train", "ce.lr", {**wc, "variant": "maturity"})
     changed = C.deep_merge(config, {"ce": {"lr": 0.2}})
-    assert (reads_hash(V.variant_config(changed, "ce_lr"), "study_train_model", wc)
-            == reads_hash(job, "study_train_model", wc))
+    assert (reads_hash(V.variant_config(changed, "ce_lr"), "study_train", wc)
+            == reads_hash(job, "study_train", wc))
+    assert (reads_hash(V.variant_config(changed, "maturity"), "study_train", {**wc, "variant": "maturity"})
+            != reads_hash(V.variant_config(config, "maturity"), "study_train", {**wc, "variant": "maturity"}))
+    # an evaluation job reads both families' settings, and robustness's only where it redoes robustness
+    assert covers("study_evaluate", "eval.families.protected.tau", wc)
+    assert covers("study_evaluate", "robust.eps_grid", {**wc, "variant": "maturity"})
+    assert not covers("study_evaluate", "robust.eps_grid", {**wc, "variant": "lambda_cst"})
     # the variant's own values enter through the overlay hash (workflow reads(): editing
     # config/paper_text.yaml reruns the variant's jobs)
     assert V.overlay_hash("maturity") != V.overlay_hash("ce_lr")
@@ -180,7 +213,7 @@ def test_study_rules_hash_the_variant_config(config):
     # and the job's script may read them (declared_view: NO_RERUN, as the config's value is unused)
     from ctpaper.config_reads import declared_view
 
-    view = declared_view(V.variant_config(config, "maturity"), "study_train_model",
+    view = declared_view(V.variant_config(config, "maturity"), "study_train",
                          {**wc, "variant": "maturity"})
     assert view["train"]["maturity"] == "threshold_or_exhausted"
 

@@ -109,11 +109,17 @@ def _variant_leaves() -> list[tuple[str, str]]:
     return [(v, leaf) for v in [*VARIANTS, ALL] for leaf in overlay_leaves(v)]
 
 
+def _exclude_variant_leaves() -> list[str]:
+    """A study job reads the keys its variant sets from config/paper_text.yaml, whose hash
+    (``studies.variants.overlay_hash``) the workflow's ``reads`` adds to the job's params: the
+    published values of those keys are not its rerun triggers."""
+    return [f"!{leaf} if variant={v}" for v, leaf in _variant_leaves()]
+
+
 def _study(rule: str) -> list[str]:
     """A stage rule run under a study variant (workflow/rules/studies.smk): the stage's keys, less
-    those the variant sets: their values come from config/paper_text.yaml, whose hash
-    (``studies.variants.overlay_hash``) the workflow's ``reads`` adds to the job's params."""
-    return [*READS[rule], *(f"!{leaf} if variant={v}" for v, leaf in _variant_leaves())]
+    those the variant sets."""
+    return [*READS[rule], *_exclude_variant_leaves()]
 
 
 def _study_no_rerun(rule: str) -> list[str]:
@@ -121,20 +127,39 @@ def _study_no_rerun(rule: str) -> list[str]:
     return [*NO_RERUN.get(rule, []), *(f"{leaf} if variant={v}" for v, leaf in _variant_leaves())]
 
 
-# the study's summaries (ctpaper.studies.report): Table-1 statistics of every seed and variant
+def _unconditional(entries: Iterable[str], name: str) -> list[str]:
+    """``entries`` with the conditions on wildcard ``name`` taken as holding (a job that runs the
+    stage for every value of that wildcard reads the union)."""
+    return [e.partition(" if ")[0] if e.partition(" if ")[2].startswith(f"{name}=") else e for e in entries]
+
+
+# study_train: every model of a variant's tree on one data set (a chunk); each tree trains CT models
+# (a variant that retrains only BL would set a key BL reads, which CT reads too), so the job reads
+# what train_model reads for CT. study_evaluate: every evaluation of the tree, both families.
+_STUDY_EVALUATE = [
+    *[e for e in READS["evaluate_ces"] if e != "eval.families.{family}" and e != "!eval.families"],
+    *READS["robustness"], *READS["performance"],
+]
+# the summaries (ctpaper.studies.report): Table-1 statistics of every seed and variant
 _STUDY_SUMMARY = ["tables.pm_rule", "tables.ci_level"]
-READS.update({f"study_{r}": _study(r) for r in ("prepare_data", "train_model", "evaluate_ces",
-                                                  "robustness", "performance")})
-READS.update({"seed_study_table": _STUDY_SUMMARY, "seed_study_figure": _STUDY_SUMMARY,
-              "sensitivity_table": _STUDY_SUMMARY, "sensitivity_figure": _STUDY_SUMMARY})
+READS.update({
+    "study_prepare_data": _study("prepare_data"),
+    "study_train": [*_unconditional(READS["train_model"], "model"), *_exclude_variant_leaves()],
+    "study_evaluate": [*_STUDY_EVALUATE, *_exclude_variant_leaves()],
+    "seed_study_table": _STUDY_SUMMARY, "seed_study_figure": _STUDY_SUMMARY,
+    "sensitivity_table": _STUDY_SUMMARY, "sensitivity_figure": _STUDY_SUMMARY,
+})
+
+
 
 NO_RERUN: dict[str, list[str]] = {
     "fetch_raw": ["paths.raw_dir", "paths.raw_mirror", "paths.download"],
     "train_model": ["train.max_skipped_share"],
     "evaluate_grid": ["grids.eval.group"],   # models per stacked search: memory, not results
 }
-NO_RERUN.update({f"study_{r}": _study_no_rerun(r) for r in ("prepare_data", "train_model", "evaluate_ces",
-                                                              "robustness", "performance")})
+NO_RERUN.update({"study_prepare_data": _study_no_rerun("prepare_data"),
+                 "study_train": [*_study_no_rerun("train_model")],
+                 "study_evaluate": _study_no_rerun("evaluate_ces")})
 
 # Keys that change the set of jobs rather than a job's result (see the module docstring).
 STRUCTURAL = {
@@ -328,3 +353,26 @@ def declared_view(config: Mapping, rule: str, wildcards: Mapping[str, str] | Non
     pats = _patterns([*_entries(rule, READS), *NO_RERUN.get(canonical_rule(rule), [])], _context(wildcards))
     out = _select(dict(config), (), pats)
     return DeclaredConfig({} if out is _SKIP else out, config, rule)
+
+
+def _model_stage_unchanged(variant: str) -> bool:
+    """Whether ``variant`` changes no data, model or robustness key for any data set: its
+    study_evaluate jobs then redo only evaluate_ces (``studies.variants.stage_tree``), so
+    robust.eps_grid is not theirs."""
+    from ctpaper.names import DATASET_NAMES
+    from ctpaper.studies.variants import overlay_leaves
+
+    return not any(covers("prepare_data", leaf, {"dataset": d})
+                   or covers("train_model", leaf, {"dataset": d, "model": "ct_free"})
+                   or covers("robustness", leaf, {"dataset": d})
+                   for leaf in overlay_leaves(variant) for d in DATASET_NAMES)
+
+
+def _eval_only_variants() -> list[str]:
+    from ctpaper.studies.variants import ALL, VARIANTS
+
+    return [v for v in [*VARIANTS, ALL] if _model_stage_unchanged(v)]
+
+
+# (after covers: the exclusions follow from the stage entries above)
+READS["study_evaluate"] += [f"!{k} if variant={v}" for v in _eval_only_variants() for k in READS["robustness"]]

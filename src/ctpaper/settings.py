@@ -23,6 +23,8 @@ import dataclasses
 from dataclasses import dataclass, field, fields
 from typing import Any, Mapping
 
+from ctpaper import names
+
 
 def setting(path: str, *, ct_only: bool = False, override: bool = False):
     """A settings field read from config key ``path`` (see the module docstring)."""
@@ -116,6 +118,20 @@ class TrainSettings(_Settings):
     def baseline(self) -> "BaselineSettings":
         """The settings a ``vanilla`` (BL) run reads: the fields not marked ``ct_only``."""
         return BaselineSettings(**{k: getattr(self, k) for k in BaselineSettings.field_names()})
+
+
+def model_objective_family(model: str, settings: Mapping) -> tuple[str, str]:
+    """``bl`` -> (vanilla, free); ``ct_<family>`` -> (train.objective, family) (``ctpaper.names``)."""
+    r = names.role(model)
+    return (settings["objective"] if r.is_ct else r.objective), r.family
+
+
+def model_settings(config: Mapping, dataset: str, model: str = "ct_free") -> dict:
+    """The settings ``model`` is trained with, as a plain dict: for CT ``TrainSettings`` (Note 1
+    merged with Table 2), for BL its ``BaselineSettings`` (the fields not marked ct_only, so tuning
+    CT never re-trains BL). No torch: the workflow builds study chunks' members with it."""
+    typ = TrainSettings if names.role(model).is_ct else BaselineSettings
+    return typ.from_config(config, dataset).to_dict()
 
 
 def ct_only_fields() -> tuple[str, ...]:

@@ -33,7 +33,8 @@ from ctpaper.data.io import Dataset
 from ctpaper.models import build_model
 from ctpaper.runtime import UserError, progress
 from ctpaper.search import SearchConfig, protect, search, target_logit
-from ctpaper.settings import BaselineSettings, SearchSettings, TrainSettings
+from ctpaper.settings import (BaselineSettings, SearchSettings, TrainSettings,  # noqa: F401
+                              model_objective_family, model_settings)
 
 log = logging.getLogger("ctpaper.training")
 
@@ -363,20 +364,6 @@ def _offsets(sizes: list[int]) -> list[int]:
 
 # ---- the train_model rule -----------------------------------------------------------------------------
 MODELS = names.ROLE_KEYS
-
-
-def model_objective_family(model: str, settings: dict) -> tuple[str, str]:
-    """``bl`` -> (vanilla, free); ``ct_<family>`` -> (train.objective, family) (``ctpaper.names``)."""
-    r = names.role(model)
-    return (settings["objective"] if r.is_ct else r.objective), r.family
-
-
-def model_settings(config: dict, dataset: str, model: str = "ct_free") -> dict:
-    """The settings ``model`` is trained with, as a plain dict: for CT ``TrainSettings`` (Note 1
-    merged with Table 2), for BL its ``BaselineSettings`` (the fields not marked ct_only, so tuning
-    CT never re-trains BL)."""
-    typ = TrainSettings if names.role(model).is_ct else BaselineSettings
-    return typ.from_config(config, dataset).to_dict()
 
 
 def run_training(data_dir, dataset: str, seed: int, model_name: str, config: dict,

@@ -1,10 +1,15 @@
 # Robustness studies (issue 13): do the conclusions survive other training seeds and the paper's
 # stated settings? Paths and input functions: studies_common.smk.
-#   study_prepare_data / study_train_model / study_evaluate_ces / study_robustness / study_performance
-#       the stage rules of data.smk, train.smk and evaluate.smk (same scripts, resources, code inputs),
-#       run under a study variant: params hash the variant's config (ctpaper.studies.variants), and
-#       runtime.rule_context gives the script that config. Only stages whose settings (or inputs)
-#       differ under the variant run; the rest are the main results' files.
+#   study_prepare_data  prepare_data under a variant whose data differ (the domain's n_sigma)
+#   study_train         per variant and data set, every model of the variant's tree in one process
+#                       (the extra seeds' bl/ct_free/ct_protected, a training variant's CT models):
+#                       a chunk (ctpaper.stack.chunk, model stacks on synthetic data) whose params
+#                       hold each member's complete settings under the variant's config
+#   study_evaluate      per variant and data set, every evaluation of its tree (evaluate_ces per
+#                       seed and family, robustness and performance per seed) in one process, the
+#                       stage functions of evaluate.smk under the variant's config
+#                       (runtime.rule_context). Only stages whose settings (or inputs) differ under
+#                       the variant run; the rest are the main results' files.
 #   seed_study_table    per data set and Table-1 column the value of every training seed, the mean
 #                       over seeds, its interval, significant seeds per direction (+ values json)
 #   seed_study_figure   per-seed % reductions with their run intervals, one panel per column
@@ -33,69 +38,67 @@ use rule prepare_data as study_prepare_data with:
         config_reads=reads("study_prepare_data"),
 
 
-use rule train_model as study_train_model with:
+# Per training member of a synthetic data set a few seconds in a model stack, a tabular model
+# about 10 s and an MNIST model about 50 s alone (full-config benchmarks); runtime (minutes) per
+# member leaves >= 3x, as the per-batch CE variants (ce_frequency, paper_text) train one at a time.
+STUDY_TRAIN_MINUTES = {"synthetic": 3, "tabular": 3, "image": 5}
+STUDY_EVAL_MINUTES = {"synthetic": 2, "tabular": 2, "image": 3}
+# peak RSS as the grid chunks' (<= 0.9 GB) and the main evaluations' (<= 2 GB: MMD against every
+# training row of Adult under the mmd_reference variant)
+STUDY_TRAIN_MEM = {"synthetic": 1500, "tabular": 1500, "image": 2000}
+
+
+rule study_train:
     input:
         unpack(_study_train_input),
-        code=rules.train_model.input.code,
+        code=code("stack/", "training.py", "search/", "models.py"),
     output:
-        model=f"{S_MODEL_DIR}/model.pt",
-        log=f"{S_MODEL_DIR}/log.parquet",
+        directory(S_MODELS),
     log:
-        f"{LOGS}/study_train_model/{{variant}}/{{dataset}}/seed{{seed}}/{{model}}.log",
+        f"{LOGS}/study_train/{{variant}}/{{dataset}}.log",
     benchmark:
-        f"{BENCH}/study_train_model/{{variant}}-{{dataset}}-seed{{seed}}-{{model}}.tsv"
+        f"{BENCH}/study_train/{{variant}}-{{dataset}}.tsv"
+    conda:
+        "../envs/ctpaper.yaml"
+    threads: 1
+    resources:
+        mem_mb=retried(lambda wc: STUDY_TRAIN_MEM[dataset_kind(wc.dataset)]),
+        runtime=retried(_study_res(STUDY_TRAIN_MINUTES, _study_members)),
     params:
-        config_reads=reads("study_train_model"),
+        members=_study_members,
+        config_reads=reads("study_train"),
+    script:
+        "../scripts/train_chunk.py"
 
 
-use rule evaluate_ces as study_evaluate_ces with:
+rule study_evaluate:
     input:
         unpack(_study_eval_input),
-        code=rules.evaluate_ces.input.code,
+        code=sorted(
+            {*rules.evaluate_ces.input.code, *rules.robustness.input.code, *rules.performance.input.code}
+        ),
     output:
-        ces=S_CES,
-        mmd=S_MMD,
+        directory(S_EVALS),
     log:
-        f"{LOGS}/study_evaluate_ces/{{variant}}/{{dataset}}_seed{{seed}}_{{family}}.log",
+        f"{LOGS}/study_evaluate/{{variant}}/{{dataset}}.log",
     benchmark:
-        f"{BENCH}/study_evaluate_ces/{{variant}}-{{dataset}}_seed{{seed}}_{{family}}.tsv"
+        f"{BENCH}/study_evaluate/{{variant}}-{{dataset}}.tsv"
+    conda:
+        "../envs/ctpaper.yaml"
+    threads: 1
+    resources:
+        mem_mb=retried(_mem_mb(2000, 2000)),
+        runtime=retried(_study_res(STUDY_EVAL_MINUTES, _study_tasks)),
     params:
-        config_reads=reads("study_evaluate_ces"),
-
-
-use rule robustness as study_robustness with:
-    input:
-        unpack(_study_models_input(ROBUSTNESS_MODELS)),
-        code=rules.robustness.input.code,
-    output:
-        S_ROBUSTNESS,
-    log:
-        f"{LOGS}/study_robustness/{{variant}}/{{dataset}}_seed{{seed}}.log",
-    benchmark:
-        f"{BENCH}/study_robustness/{{variant}}-{{dataset}}_seed{{seed}}.tsv"
-    params:
-        config_reads=reads("study_robustness"),
-
-
-use rule performance as study_performance with:
-    input:
-        unpack(_study_models_input(PERFORMANCE_MODELS)),
-        code=rules.performance.input.code,
-    output:
-        S_PERFORMANCE,
-    log:
-        f"{LOGS}/study_performance/{{variant}}/{{dataset}}_seed{{seed}}.log",
-    benchmark:
-        f"{BENCH}/study_performance/{{variant}}-{{dataset}}_seed{{seed}}.tsv"
-    params:
-        config_reads=reads("study_performance"),
+        tasks=_study_tasks,
+        config_reads=reads("study_evaluate"),
+    script:
+        "../scripts/study_evaluate.py"
 
 
 rule seed_study_table:
     input:
-        ces=_flat(_seed_eval_files("ces")),
-        robustness=_flat(_seed_eval_files("robustness")),
-        performance=_flat(_seed_eval_files("performance")),
+        evals=_inputs(*(_seed_eval_files(s) for s in EVAL_STAGES)),
         code=code("studies/stats.py", "studies/report.py", "tables.py"),
     output:
         csv=f"{R}/tables/seed_study.csv",
@@ -115,6 +118,9 @@ rule seed_study_table:
     params:
         config_reads=reads("seed_study_table"),
         seeds=STUDY_SEEDS,
+        ces=_flat(_paths(_seed_eval_files("ces"))),
+        robustness=_flat(_paths(_seed_eval_files("robustness"))),
+        performance=_flat(_paths(_seed_eval_files("performance"))),
     script:
         "../scripts/seed_study_table.py"
 
@@ -145,9 +151,7 @@ rule seed_study_figure:
 
 rule sensitivity_table:
     input:
-        ces=_flat(_variant_eval_files("ces")),
-        robustness=_flat(_variant_eval_files("robustness")),
-        performance=_flat(_variant_eval_files("performance")),
+        evals=_inputs(*(_variant_eval_files(s) for s in EVAL_STAGES)),
         code=code("studies/stats.py", "studies/report.py", "studies/variants.py", "tables.py"),
     output:
         csv=f"{R}/tables/sensitivity.csv",
@@ -167,9 +171,9 @@ rule sensitivity_table:
     params:
         config_reads=reads("sensitivity_table"),
         variants=[V.BASE, *STUDY_VARIANTS],
-        ces=_variant_eval_files("ces"),
-        robustness=_variant_eval_files("robustness"),
-        performance=_variant_eval_files("performance"),
+        ces=_paths(_variant_eval_files("ces")),
+        robustness=_paths(_variant_eval_files("robustness")),
+        performance=_paths(_variant_eval_files("performance")),
     script:
         "../scripts/sensitivity_table.py"
 

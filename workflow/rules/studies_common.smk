@@ -4,13 +4,20 @@
 # model_tree, stage_tree decide it from the config keys each stage declares).
 # variant = base (published settings; the seed study's extra seeds) | a method-10.1 difference |
 # paper_text (all of config/paper_text.yaml at once).
+# One study_train job per variant and data set trains every model of its tree (a chunk:
+# ctpaper.stack.chunk), one study_evaluate job runs every evaluation of its tree; their outputs are
+# directories ({STUDY}/models/{dataset}, {STUDY}/eval/{dataset}) with the main results' layout
+# inside, so a consumer takes the directory as input and the file's path as a param.
 
+from ctpaper.settings import model_objective_family, model_settings  # noqa: E402
 from ctpaper.studies import variants as V  # noqa: E402
 
 STUDY = f"{R}/studies/{{variant}}"
 S_DATA = {k: f"{STUDY}/data/{{dataset}}/{k}" for k in DATA}
-S_MODEL_DIR = f"{STUDY}/models/{{dataset}}/seed{{seed}}/{{model}}"
-S_EVAL_DIR = f"{STUDY}/eval/{{dataset}}/seed{{seed}}"
+S_MODELS = f"{STUDY}/models/{{dataset}}"  # study_train's directory
+S_MODEL_PT = f"{S_MODELS}/seed{{seed}}/{{model}}/model.pt"
+S_EVALS = f"{STUDY}/eval/{{dataset}}"  # study_evaluate's directory
+S_EVAL_DIR = f"{S_EVALS}/seed{{seed}}"
 S_CES = f"{S_EVAL_DIR}/{{family}}/ces.parquet"
 S_MMD = f"{S_EVAL_DIR}/{{family}}/mmd.parquet"
 S_ROBUSTNESS = f"{S_EVAL_DIR}/robustness.parquet"
@@ -41,8 +48,11 @@ def _study_data(variant, dataset):
 
 
 def _study_model(variant, dataset, seed, model):
+    """(path, input) of a variant's model file: the input is the file itself for a main model,
+    else the study_train directory that holds it."""
     tree = V.model_tree(config, variant, dataset, seed, model)
-    return _in_tree(MODEL_PT, f"{S_MODEL_DIR}/model.pt", tree, dataset=dataset, seed=seed, model=model)
+    path = _in_tree(MODEL_PT, S_MODEL_PT, tree, dataset=dataset, seed=seed, model=model)
+    return path, path if tree == "main" else S_MODELS.format(variant=tree, dataset=dataset)
 
 
 # the evaluation stages: main results' pattern, study pattern, the stage's rule
@@ -60,45 +70,103 @@ def _stage_models(stage, family):
     return list((ROBUSTNESS_MODELS if stage == "robustness" else PERFORMANCE_MODELS).values())
 
 
+def _stage_tree(stage, variant, seed, dataset, family=None):
+    stage_rule = EVAL_STAGES[stage][2]
+    return V.stage_tree(config, variant, stage_rule, dataset, seed, _stage_models(stage, family), family)
+
+
 def study_eval_file(stage, variant, seed, dataset, family=None):
-    """A stage's evaluation file of a variant at a training seed: the published settings' file
-    where the stage's data, models and config keys are the same (ctpaper.studies.variants.stage_tree)."""
-    pattern, study_pattern, rule = EVAL_STAGES[stage]
-    tree = V.stage_tree(config, variant, rule, dataset, seed, _stage_models(stage, family), family)
-    return _in_tree(pattern, study_pattern, tree, seed=seed, dataset=dataset, family=family)
+    """(path, input) of a stage's evaluation file of a variant at a training seed: the published
+    settings' file where the stage's data, models and config keys are the same
+    (ctpaper.studies.variants.stage_tree); the input is that file, or the study_evaluate directory
+    that holds it."""
+    pattern, study_pattern, _ = EVAL_STAGES[stage]
+    tree = _stage_tree(stage, variant, seed, dataset, family)
+    path = _in_tree(pattern, study_pattern, tree, seed=seed, dataset=dataset, family=family)
+    return path, path if tree == "main" else S_EVALS.format(variant=tree, dataset=dataset)
 
 
 def _study_prepare_input(wc):
     return prepare_data_input(wc)
 
 
+def _study_members(wc):
+    """The models study_train trains for a variant and data set (ctpaper.stack.chunk members,
+    named seed<seed>/<model>): every model of the variant's own tree, with its complete settings
+    under the variant's config, so the job's params are exactly what its models depend on."""
+    cfg = V.variant_config(config, wc.variant)
+    out = []
+    for seed, model in V.trained_models(config, wc.variant, wc.dataset, MODELS):
+        settings = model_settings(cfg, wc.dataset, model)
+        objective, family = model_objective_family(model, settings)
+        out.append(
+            {
+                "name": f"seed{seed}/{model}",
+                "objective": objective,
+                "family": family,
+                "seed": int(seed),
+                "settings": settings,
+            }
+        )
+    return out
+
+
 def _study_train_input(wc):
     files = _study_data(wc.variant, wc.dataset)
-    if wc.model != "bl" and V.variant_config(config, wc.variant)["train"]["generator"] == "revise":
+    members = _study_members(wc)
+    if not members:
+        raise WorkflowError(f"study variant {wc.variant} trains no model of {wc.dataset}")
+    if any(m["objective"] != "vanilla" and m["settings"]["generator"] == "revise" for m in members):
         files["vae"] = VAE.format(dataset=wc.dataset)
     return files
 
 
+def _study_tasks(wc):
+    """The evaluations study_evaluate runs for a variant and data set: every stage file of the
+    variant's seeds that lies in its own tree, with the model files it reads and the files it writes."""
+    tasks = []
+    for seed in V.variant_seeds(config, wc.variant):
+        stages = [("ces", f) for f in FAMILIES] + [("robustness", None), ("performance", None)]
+        for stage, family in stages:
+            if _stage_tree(stage, wc.variant, seed, wc.dataset, family) != wc.variant:
+                continue
+            fmt = dict(variant=wc.variant, dataset=wc.dataset, seed=seed, family=family)
+            if stage == "ces":
+                models = {"ct": f"ct_{family}", "bl": "bl"}
+                out = {"ces": S_CES.format(**fmt), "mmd": S_MMD.format(**fmt)}
+            else:
+                models = ROBUSTNESS_MODELS if stage == "robustness" else PERFORMANCE_MODELS
+                out = {stage: (S_ROBUSTNESS if stage == "robustness" else S_PERFORMANCE).format(**fmt)}
+            paths = {k: _study_model(wc.variant, wc.dataset, seed, m)[0] for k, m in models.items()}
+            tasks.append({"stage": stage, "seed": int(seed), "family": family, "models": paths, "out": out})
+    return tasks
+
+
 def _study_eval_input(wc):
-    return {
-        **_study_data(wc.variant, wc.dataset),
-        "ct": _study_model(wc.variant, wc.dataset, wc.seed, f"ct_{wc.family}"),
-        "bl": _study_model(wc.variant, wc.dataset, wc.seed, "bl"),
-    }
+    tasks = _study_tasks(wc)
+    if not tasks:
+        raise WorkflowError(f"study variant {wc.variant} evaluates nothing of {wc.dataset}")
+    models = sorted(
+        {
+            _study_model(wc.variant, wc.dataset, str(t["seed"]), m)[1]
+            for t in tasks
+            for m in (
+                ["bl", f"ct_{t['family']}"]
+                if t["stage"] == "ces"
+                else (ROBUSTNESS_MODELS if t["stage"] == "robustness" else PERFORMANCE_MODELS).values()
+            )
+        }
+    )
+    return {**_study_data(wc.variant, wc.dataset), "models": models}
 
 
-def _study_models_input(label_to_model):
-    """Data + the models of ``label_to_model`` (inputs named by model directory) of a variant job."""
-
-    def inputs(wc):
-        models = {m: _study_model(wc.variant, wc.dataset, wc.seed, m) for m in label_to_model.values()}
-        return {**_study_data(wc.variant, wc.dataset), **models}
-
-    return inputs
+def _study_res(per_kind, count):
+    """A resource of a study job: per-item amount of the data set's kind times its items + 5."""
+    return lambda wc: 5 + per_kind[dataset_kind(wc.dataset)] * len(count(wc))
 
 
 def _seed_eval_files(stage):
-    """{seed: [files of every dataset (and family)]} of the seed study (published settings)."""
+    """{seed: [(path, input) of every dataset (and family)]} of the seed study (published settings)."""
     families = FAMILIES if stage == "ces" else [None]
     return {
         s: [study_eval_file(stage, V.BASE, s, d, f) for d in DATASETS for f in families] for s in STUDY_SEEDS
@@ -106,12 +174,22 @@ def _seed_eval_files(stage):
 
 
 def _variant_eval_files(stage):
-    """{variant: [files of every dataset (and family)]} of the sensitivity study (base = main)."""
+    """{variant: [(path, input) of every dataset (and family)]} of the sensitivity study (base = main)."""
     families = FAMILIES if stage == "ces" else [None]
     return {
         v: [study_eval_file(stage, v, VARIANT_SEED, d, f) for d in DATASETS for f in families]
         for v in [V.BASE, *STUDY_VARIANTS]
     }
+
+
+def _paths(by_key):
+    """{key: [paths]} of {key: [(path, input)]}."""
+    return {k: [p for p, _ in files] for k, files in by_key.items()}
+
+
+def _inputs(*by_keys):
+    """The distinct inputs (files and study directories) behind {key: [(path, input)]} maps."""
+    return sorted({i for by_key in by_keys for files in by_key.values() for _, i in files})
 
 
 def _flat(by_key):

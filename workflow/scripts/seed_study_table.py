@@ -5,6 +5,6 @@ from ctpaper.studies.report import make_seed_study
 
 with rule_context(snakemake) as log:  # noqa: F821 - injected by Snakemake's script directive
     smk = snakemake  # noqa: F821
-    inp, out = smk.input, smk.output
-    make_seed_study(list(inp.ces), list(inp.robustness), list(inp.performance), out.csv, out.md,
+    p, out = smk.params, smk.output   # params: the files; inputs: them or the directories holding them
+    make_seed_study(list(p.ces), list(p.robustness), list(p.performance), out.csv, out.md,
                     out.json, smk.config)

@@ -5,6 +5,6 @@ from ctpaper.studies.report import make_sensitivity
 
 with rule_context(snakemake) as log:  # noqa: F821 - injected by Snakemake's script directive
     smk = snakemake  # noqa: F821
-    p, out = smk.params, smk.output   # params: {variant: files}; the same files are the inputs
+    p, out = smk.params, smk.output   # params: {variant: files}; inputs: them or the directories holding them
     make_sensitivity(dict(p.ces), dict(p.robustness), dict(p.performance), out.csv, out.md, out.json,
                      smk.config)

@@ -154,6 +154,24 @@ def model_tree(config: Mapping, variant: str, dataset: str, seed, model: str) ->
     return "main" if str(seed) in main_seeds else BASE
 
 
+def variant_seeds(config: Mapping, variant: str) -> list[str]:
+    """The training seeds a variant's study tree holds: for ``base`` the seed study's seeds that are
+    not main training seeds (the others are the main results), for a difference the first
+    training seed (the sensitivity study varies that seed's settings)."""
+    main_seeds = [str(s) for s in config["train"]["seeds"]]
+    if variant == BASE:
+        return [str(s) for s in config["studies"]["seeds"] if str(s) not in main_seeds]
+    return main_seeds[:1]
+
+
+def trained_models(config: Mapping, variant: str, dataset: str, models: Iterable[str]
+                   ) -> list[tuple[str, str]]:
+    """``(seed, model)`` of every model of ``models`` the variant trains itself on ``dataset``
+    (its ``model_tree`` is the variant's own), seed by seed: one ``study_train`` job's members."""
+    return [(s, m) for s in variant_seeds(config, variant) for m in models
+            if model_tree(config, variant, dataset, s, m) == variant]
+
+
 def eval_tree(config: Mapping, variant: str, seed) -> str:
     """Where a variant's evaluation files live: the main results' for the published settings at a
     main training seed, else the variant's tree."""
