@@ -150,15 +150,13 @@ READS.update({
     "sensitivity_table": _STUDY_SUMMARY, "sensitivity_figure": _STUDY_SUMMARY,
 })
 
-
-
 NO_RERUN: dict[str, list[str]] = {
     "fetch_raw": ["paths.raw_dir", "paths.raw_mirror", "paths.download"],
     "train_model": ["train.max_skipped_share"],
     "evaluate_grid": ["grids.eval.group"],   # models per stacked search: memory, not results
 }
 NO_RERUN.update({"study_prepare_data": _study_no_rerun("prepare_data"),
-                 "study_train": [*_study_no_rerun("train_model")],
+                 "study_train": _study_no_rerun("train_model"),
                  "study_evaluate": _study_no_rerun("evaluate_ces")})
 
 # Keys that change the set of jobs rather than a job's result (see the module docstring).

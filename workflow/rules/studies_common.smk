@@ -9,6 +9,8 @@
 # directories ({STUDY}/models/{dataset}, {STUDY}/eval/{dataset}) with the main results' layout
 # inside, so a consumer takes the directory as input and the file's path as a param.
 
+import functools
+
 from ctpaper.settings import model_objective_family, model_settings  # noqa: E402
 from ctpaper.studies import variants as V  # noqa: E402
 
@@ -91,13 +93,18 @@ def _study_prepare_input(wc):
 
 
 def _study_members(wc):
+    return _members_of(wc.variant, wc.dataset)
+
+
+@functools.lru_cache(maxsize=None)
+def _members_of(variant, dataset):
     """The models study_train trains for a variant and data set (ctpaper.stack.chunk members,
     named seed<seed>/<model>): every model of the variant's own tree, with its complete settings
     under the variant's config, so the job's params are exactly what its models depend on."""
-    cfg = V.variant_config(config, wc.variant)
+    cfg = V.variant_config(config, variant)
     out = []
-    for seed, model in V.trained_models(config, wc.variant, wc.dataset, MODELS):
-        settings = model_settings(cfg, wc.dataset, model)
+    for seed, model in V.trained_models(config, variant, dataset, MODELS):
+        settings = model_settings(cfg, dataset, model)
         objective, family = model_objective_family(model, settings)
         out.append(
             {
@@ -122,22 +129,27 @@ def _study_train_input(wc):
 
 
 def _study_tasks(wc):
+    return _tasks_of(wc.variant, wc.dataset)
+
+
+@functools.lru_cache(maxsize=None)
+def _tasks_of(variant, dataset):
     """The evaluations study_evaluate runs for a variant and data set: every stage file of the
     variant's seeds that lies in its own tree, with the model files it reads and the files it writes."""
     tasks = []
-    for seed in V.variant_seeds(config, wc.variant):
+    for seed in V.variant_seeds(config, variant):
         stages = [("ces", f) for f in FAMILIES] + [("robustness", None), ("performance", None)]
         for stage, family in stages:
-            if _stage_tree(stage, wc.variant, seed, wc.dataset, family) != wc.variant:
+            if _stage_tree(stage, variant, seed, dataset, family) != variant:
                 continue
-            fmt = dict(variant=wc.variant, dataset=wc.dataset, seed=seed, family=family)
+            fmt = dict(variant=variant, dataset=dataset, seed=seed, family=family)
             if stage == "ces":
                 models = {"ct": f"ct_{family}", "bl": "bl"}
                 out = {"ces": S_CES.format(**fmt), "mmd": S_MMD.format(**fmt)}
             else:
                 models = ROBUSTNESS_MODELS if stage == "robustness" else PERFORMANCE_MODELS
                 out = {stage: (S_ROBUSTNESS if stage == "robustness" else S_PERFORMANCE).format(**fmt)}
-            paths = {k: _study_model(wc.variant, wc.dataset, seed, m)[0] for k, m in models.items()}
+            paths = {k: _study_model(variant, dataset, seed, m)[0] for k, m in models.items()}
             tasks.append({"stage": stage, "seed": int(seed), "family": family, "models": paths, "out": out})
     return tasks
 
@@ -150,11 +162,7 @@ def _study_eval_input(wc):
         {
             _study_model(wc.variant, wc.dataset, str(t["seed"]), m)[1]
             for t in tasks
-            for m in (
-                ["bl", f"ct_{t['family']}"]
-                if t["stage"] == "ces"
-                else (ROBUSTNESS_MODELS if t["stage"] == "robustness" else PERFORMANCE_MODELS).values()
-            )
+            for m in _stage_models(t["stage"], t["family"])
         }
     )
     return {**_study_data(wc.variant, wc.dataset), "models": models}
