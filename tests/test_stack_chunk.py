@@ -107,3 +107,34 @@ rule train_chunk:
         assert load_model(tmp_path / "chunks" / "ls" / n / "model.pt")[1]["model"] == n
         assert len(pd.read_parquet(tmp_path / "chunks" / "ls" / n / "log.parquet")) == 1
     assert "chunk of 2 ls models" in (tmp_path / "logs" / "train_chunk" / "ls.log").read_text()
+
+
+@pytest.mark.parametrize("dataset, stacked", [("ls", [0, 1, 2, 3]), ("adult", [0, 1]), ("mnist", [])])
+def test_auto_mode_stacks_synthetic_members_and_per_batch_tabular_ones(monkeypatch, dataset, stacked):
+    """auto: every member on synthetic data; on tabular data only the ``ce_frequency: batch`` CT
+    members (their searches are small); none on MNIST. The others train alone, in chunk order."""
+    from types import SimpleNamespace
+
+    from ctpaper.stack import chunk
+
+    calls = {"stack": [], "alone": []}
+
+    def fake_stack(ds, specs, vae=None):
+        calls["stack"].append([s.seed for s in specs])
+        return [("stacked", s.seed) for s in specs]
+
+    def fake_train(ds, settings, objective, family, seed, vae=None):
+        calls["alone"].append(seed)
+        return ("alone", seed)
+
+    monkeypatch.setattr(chunk, "train_stack", fake_stack)
+    monkeypatch.setattr(chunk, "train", fake_train)
+    base = model_settings(C.load(), "ls")
+    specs = [member_spec({"name": f"m{i}", "objective": obj, "family": "free", "seed": i,
+                          "settings": {**base, "ce_frequency": freq}})
+             for i, (obj, freq) in enumerate([("full", "batch"), ("full", "batch"), ("full", "epoch"),
+                                              ("vanilla", "batch")])]
+    out = chunk.train_chunk(SimpleNamespace(name=dataset), specs)
+    assert [seed for group in calls["stack"] for seed in group] == stacked
+    assert calls["alone"] == [i for i in range(4) if i not in stacked]
+    assert out == [("stacked" if i in stacked else "alone", i) for i in range(4)]

@@ -9,9 +9,10 @@ family (mutability), model learning rate, and the random stream, which is
 parameters it gets when trained alone (tests/test_stack_training.py).
 
 Per epoch: members past their last epoch stop; members in a CE epoch generate their CE data with one
-stacked search (REVISE members with a second one through the shared VAE); every batch is one stacked
-forward/backward over [x_b, x_ce, x+, x_adv] per member, chunks padded to the widest member; a
-member whose loss is not finite skips its update (masked Adam step), the others step.
+stacked search (REVISE members with a second one through the shared VAE), the ``ce_frequency:
+batch`` members instead before every batch, with the current parameters, one chunk each; every batch
+is one stacked forward/backward over [x_b, x_ce, x+, x_adv] per member, chunks padded to the widest
+member; a member whose loss is not finite skips its update (masked Adam step), the others step.
 """
 
 from __future__ import annotations
@@ -34,8 +35,8 @@ from ctpaper.stack.adam import StackedAdam
 from ctpaper.stack.mlp import StackedMLP
 from ctpaper.stack.revise import stacked_revise_search
 from ctpaper.stack.search import stacked_search
-from ctpaper.training import (LOG_COLUMNS, OBJECTIVES, TERMS, CEData, ClassSampler, _offsets,
-                              chunk_sizes, finish_ces, search_config)
+from ctpaper.training import (LOG_COLUMNS, OBJECTIVES, TERMS, CEData, ClassSampler, _concat_ces,
+                              _offsets, chunk_sizes, finish_ces, search_config)
 
 log = logging.getLogger("ctpaper.stack")
 
@@ -74,6 +75,11 @@ class _Run:
     def settings(self) -> dict:
         return self.spec.settings
 
+    @property
+    def per_batch(self) -> bool:
+        """CEs generated before every batch with the current model (``ce_frequency: batch``)."""
+        return bool(self.terms) and self.settings.get("ce_frequency", "epoch") == "batch"
+
     def ce_epoch(self, epoch: int) -> bool:
         return bool(self.terms) and epoch > self.burnin_epochs
 
@@ -86,9 +92,9 @@ def _check_members(members: Sequence[MemberSpec]) -> None:
             raise ValueError(f"unknown objective {spec.objective!r}; known: {', '.join(OBJECTIVES)}")
         if spec.settings.get("arch", "mlp") != "mlp":
             raise ValueError("model stacks hold MLPs only (train other architectures with train())")
-        if spec.objective != "vanilla" and spec.settings.get("ce_frequency", "epoch") != "epoch":
-            raise ValueError("model stacks generate CEs once per epoch (ce_frequency: epoch); train "
-                             "ce_frequency: batch models with ctpaper.training.train")
+        if spec.objective != "vanilla" and spec.settings.get("ce_frequency", "epoch") not in (
+                "epoch", "batch"):
+            raise ValueError(f"unknown train.ce_frequency {spec.settings['ce_frequency']!r}")
     for key in SHARED_SETTINGS:
         values = {repr(spec.settings.get(key)) for spec in members}
         if len(values) > 1:
@@ -135,9 +141,14 @@ def train_stack(dataset: Dataset, members: Sequence[MemberSpec], *, vae=None
     for epoch in range(1, max(r.n_epochs for r in runs) + 1):
         t0 = time.perf_counter()
         running = [k for k, r in enumerate(runs) if epoch <= r.n_epochs]
-        ces = generate_stack_ces(net, runs, [k for k in running if runs[k].ce_epoch(epoch)],
+        with_ces = [k for k in running if runs[k].ce_epoch(epoch)]
+        ces = generate_stack_ces(net, runs, [k for k in with_ces if not runs[k].per_batch],
                                  dataset, sampler, vae)
-        sums, counted, skipped = _train_epoch(net, opt, runs, running, ces, X, y, bounds, epoch)
+        per_batch = _PerBatch(net, runs, [k for k in with_ces if runs[k].per_batch], dataset,
+                              sampler, vae)
+        sums, counted, skipped = _train_epoch(net, opt, runs, running, ces, per_batch, X, y, bounds,
+                                              epoch)
+        ces.update(per_batch.epoch_ces())
         _log_epoch(net, runs, running, ces, sums, counted, skipped, dataset, epoch,
                    time.perf_counter() - t0)
     out = []
@@ -159,12 +170,16 @@ def _pad(rows: Sequence[Tensor], width: int) -> Tensor:
 
 
 def generate_stack_ces(net: StackedMLP, runs: Sequence[_Run], ks: Sequence[int], dataset: Dataset,
-                       sampler: ClassSampler, vae=None) -> dict[int, CEData]:
-    """The epoch's CE data of members ``ks`` (method 5.2 steps 1-8), each from its own stream."""
+                       sampler: ClassSampler, vae=None, counts: Sequence[int] | None = None
+                       ) -> dict[int, CEData]:
+    """CE data of members ``ks`` (method 5.2 steps 1-8), each from its own stream: ``counts[j]``
+    factuals for member ``ks[j]`` (default: the member's nce, the whole epoch's CE data)."""
     if not ks:
         return {}
     X, y, C = dataset.X_train, dataset.y_train, dataset.n_classes
-    idx = [torch.randperm(X.shape[0], generator=runs[k].generator)[:runs[k].nce] for k in ks]
+    if counts is None:
+        counts = [runs[k].nce for k in ks]
+    idx = [torch.randperm(X.shape[0], generator=runs[k].generator)[:m] for k, m in zip(ks, counts)]
     width = max(len(i) for i in idx)
     members = torch.tensor(list(ks))
     x_factual = _pad([X[i] for i in idx], width)
@@ -255,12 +270,38 @@ class Chunk:
     has_adv: bool
 
 
+class _PerBatch:
+    """The ``ce_frequency: batch`` members of an epoch: their chunk of batch b is generated just
+    before batch b with the current parameters (one stacked search for all of them), as ``train``
+    does, and the epoch's CE data (for the log) is the concatenation of their chunks."""
+
+    def __init__(self, net: StackedMLP, runs: Sequence[_Run], ks: Sequence[int], dataset: Dataset,
+                 sampler: ClassSampler, vae):
+        self.net, self.runs, self.ks, self.dataset, self.sampler, self.vae = (
+            net, runs, list(ks), dataset, sampler, vae)
+        self.generated: dict[int, list[CEData]] = {k: [] for k in self.ks}
+
+    def generate(self, b: int) -> dict[int, CEData]:
+        """Batch b's chunk of every per-batch member."""
+        fresh = generate_stack_ces(self.net, self.runs, self.ks, self.dataset, self.sampler,
+                                   self.vae, counts=[self.runs[k].sizes[b] for k in self.ks])
+        for k, data in fresh.items():
+            self.generated[k].append(data)
+        return fresh
+
+    def epoch_ces(self) -> dict[int, CEData]:
+        return {k: _concat_ces(chunks) for k, chunks in self.generated.items()}
+
+
 class _EpochChunks:
-    """The epoch's CE data of the running members laid out per batch (built once per epoch)."""
+    """The epoch's CE data of the running members laid out per batch (built once per epoch; the
+    chunks of per-batch members (``pending``) are filled in batch by batch with ``place_batch``)."""
 
     def __init__(self, runs: Sequence[_Run], running: Sequence[int], ces: dict[int, CEData],
-                 n_batches: int, D: int):
-        self.sizes = [runs[k].sizes if k in ces else [0] * n_batches for k in running]
+                 n_batches: int, D: int, pending: Sequence[int] = ()):
+        has = set(ces) | set(pending)
+        self.row = {k: i for i, k in enumerate(running)}
+        self.sizes = [runs[k].sizes if k in has else [0] * n_batches for k in running]
         self.widths = [max(s[b] for s in self.sizes) for b in range(n_batches)]
         width = max(self.widths)
         K = len(running)
@@ -271,10 +312,13 @@ class _EpochChunks:
                                                 ("target", (), torch.long),
                                                 ("adv_label", (), torch.long))}
         self.valid = torch.zeros(K, n_batches, width, dtype=torch.bool)
+        j = torch.arange(width)
         for i, k in enumerate(running):
+            if k in has:
+                self.valid[i] = j < torch.tensor(runs[k].sizes)[:, None]
             if k in ces:
                 self._place(i, ces[k], runs[k].sizes)
-        terms = [set(runs[k].terms) if k in ces else set() for k in running]
+        terms = [set(runs[k].terms) if k in has else set() for k in running]
         self.has_pair = any(t & {"div", "reg"} for t in terms)
         self.has_adv = any("adv" in t for t in terms)
         self.lambdas = {"clf": torch.tensor([float(runs[k].settings["lambda_clf"]) for k in running])}
@@ -285,13 +329,18 @@ class _EpochChunks:
 
     def _place(self, i: int, data: CEData, sizes: list[int]) -> None:
         """Chunk b of member i (rows offset_b .. offset_b + size_b - 1 of its CE data) -> grid[i, b]."""
-        width = self.valid.shape[2]
-        j = torch.arange(width)
-        size = torch.tensor(sizes)[:, None]
-        self.valid[i] = j < size
+        j = torch.arange(self.valid.shape[2])
         rows = (torch.tensor(_offsets(sizes))[:, None] + j).clamp(max=len(data) - 1)
         for name in self.grid:      # rows past a chunk's end repeat a real row (masked)
             self.grid[name][i] = getattr(data, name)[rows]
+
+    def place_batch(self, b: int, fresh: dict[int, CEData]) -> None:
+        """The chunks of batch b generated just now (member k -> its CE data) -> grid[., b]."""
+        rows = torch.arange(self.valid.shape[2])
+        for k, data in fresh.items():
+            i = self.row[k]
+            for name in self.grid:
+                self.grid[name][i, b] = getattr(data, name)[rows.clamp(max=len(data) - 1)]
 
     def chunk(self, b: int) -> Chunk | None:
         if not (self.has_pair or self.has_adv):
@@ -359,18 +408,22 @@ def stacked_batch_loss(net: StackedMLP, xb: Tensor, yb: Tensor, chunk: Chunk | N
 
 
 def _train_epoch(net: StackedMLP, opt: StackedAdam, runs, running: list[int],
-                 ces: dict[int, CEData], X: Tensor, y: Tensor, bounds, epoch: int):
-    """All batches of one epoch for the running members; returns the per-member sums of the loss
-    terms over counted batches (float64, as the Python sums of ``train``), counts and skips."""
+                 ces: dict[int, CEData], per_batch: _PerBatch, X: Tensor, y: Tensor, bounds,
+                 epoch: int):
+    """All batches of one epoch for the running members (the per-batch members' chunks generated
+    before each batch); returns the per-member sums of the loss terms over counted batches
+    (float64, as the Python sums of ``train``), counts and skips."""
     K = len(running)
     members = None if K == len(runs) else torch.tensor(running)
-    chunks = _EpochChunks(runs, running, ces, len(bounds), X.shape[1])
+    chunks = _EpochChunks(runs, running, ces, len(bounds), X.shape[1], pending=per_batch.ks)
     ridge_form = next((runs[k].settings["ridge_form"] for k in running if runs[k].terms), None)
     sums = {t: torch.zeros(K, dtype=torch.float64) for t in LOSS_TERMS}
     counted = torch.zeros(K, dtype=torch.long)
     skipped = torch.zeros(K, dtype=torch.long)
     update = torch.zeros(len(runs), dtype=torch.bool)
     for b, (s, e) in enumerate(bounds):
+        if per_batch.ks:
+            chunks.place_batch(b, per_batch.generate(b))
         loss, parts = stacked_batch_loss(net, X[s:e], y[s:e], chunks.chunk(b), members,
                                          chunks.lambdas["clf"], ridge_form)
         finite = torch.isfinite(loss.detach())
