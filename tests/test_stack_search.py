@@ -119,3 +119,20 @@ def test_stacked_search_rejects_revise_and_mixed_convergence(setup):
     with pytest.raises(ValueError, match="convergence"):
         stacked_search(net, x[:2], t[:2], valid[:2],
                        [CONFIGS[0], search_config(convergence="max_iter")], ds.lower, ds.upper)
+
+
+def test_searches_of_a_few_rows_equal_the_single_search(setup):
+    """Per-batch CE generation searches about 10 factuals per member: below ``gemm_rows`` the
+    stacked search pads the rows and never compacts them below what the single search runs (torch
+    multiplies tiny batched matrices with a naive loop that rounds differently), so a member of one
+    equals the single search for every row count."""
+    from ctpaper.stack.mlp import gemm_rows
+
+    ds, models, x, t, _ = setup
+    assert gemm_rows(2, 32, 2) == 7
+    net = StackedMLP.from_models(models[:1])
+    for n in range(1, 13):
+        valid = torch.ones(1, n, dtype=torch.bool)
+        res = stacked_search(net, x[:1, :n], t[:1, :n], valid, CONFIGS[:1], ds.lower, ds.upper)
+        alone = search(models[0], x[0, :n], t[0, :n], CONFIGS[0], ds.lower, ds.upper)
+        _same(res, 0, n, alone)

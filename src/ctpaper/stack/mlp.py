@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import copy
 import functools
+import math
 
 from typing import Sequence
 
@@ -73,6 +74,19 @@ class StackedMLP(nn.Module):
         return model
 
 
+# ATen multiplies (K, n, a) @ (K, a, b) with a naive loop when a * n * b < 400 and with the BLAS gemm
+# otherwise (bmm_out_or_baddbmm_, torch 2.13); a single model's nn.Linear always uses the gemm. The
+# row results of the two differ in float32 rounding, those of the gemm do not depend on n.
+NAIVE_BMM_BELOW = 400
+
+
+def gemm_rows(n_features: int, hidden: int, n_classes: int) -> int:
+    """The fewest rows per member for which every product of the stacked forward and input
+    gradient (contractions and widths D x H, H x C, C x H, H x D) runs on the gemm, so that a
+    member's rows compute exactly what the single model computes for them."""
+    return math.ceil(NAIVE_BMM_BELOW / (hidden * min(n_features, n_classes)))
+
+
 class MemberWeights:
     """Detached parameters of K' members laid out for the stacked layers: ``W1`` (K', H, D) and
     ``W2`` (K', C, H) contiguous (the input gradients multiply by them), their transposes (views,
@@ -83,6 +97,12 @@ class MemberWeights:
         self.W1, self.W2 = W1.contiguous(), W2.contiguous()
         self.W1t, self.W2t = self.W1.transpose(1, 2), self.W2.transpose(1, 2)
         self.b1, self.b2 = b1[:, None, :], b2[:, None, :]
+
+    @property
+    def gemm_rows(self) -> int:
+        """``gemm_rows`` of these weights' shapes."""
+        K, H, D = self.W1.shape
+        return gemm_rows(D, H, self.W2.shape[1])
 
     def take(self, idx: Tensor) -> "MemberWeights":
         """The weights of members ``idx`` (positions in this set)."""

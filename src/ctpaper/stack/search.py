@@ -27,6 +27,7 @@ from typing import Sequence
 import torch
 from torch import Tensor
 
+from ctpaper.search.fast import MIN_COMPACT_ROWS
 from ctpaper.stack.mlp import MemberWeights, StackedMLP
 from ctpaper.search import (ENERGY_QUAD, SearchConfig, _bounds, _scalar_bounds, energy_weight,
                             mutability_step_bounds)
@@ -110,6 +111,10 @@ class _WorkingSet:
         self.d = torch.zeros_like(x)          # x' - x
         self.is_full = True                   # members and rows are the identity
         self.s, self.weights = s, weights
+        # compaction keeps at least as many rows as the single search does (it never compacts below
+        # MIN_COMPACT_ROWS, nor runs fewer rows than its factuals) and never fewer than the gemm
+        # needs (mlp.gemm_rows): a few-row search stays bit-identical to the single one
+        self.min_width = min(N, max(weights.gemm_rows, MIN_COMPACT_ROWS)) if weights is not None else 1
         self._select(None)
 
     def _select(self, keep: Tensor | None) -> None:
@@ -139,7 +144,7 @@ class _WorkingSet:
         new ``alive``."""
         counts = alive.sum(1)
         keep = (counts > 0).nonzero().squeeze(1)
-        width = int(counts.max())
+        width = max(int(counts.max()), self.min_width)
         order = torch.argsort((~alive[keep]).to(torch.uint8), dim=1, stable=True)[:, :width]
 
         def take(v: Tensor) -> Tensor:
@@ -161,7 +166,7 @@ class _WorkingSet:
 
     def worth_compacting(self, alive: Tensor) -> bool:
         counts = alive.sum(1)
-        slots = int((counts > 0).sum()) * int(counts.max())
+        slots = int((counts > 0).sum()) * max(int(counts.max()), self.min_width)
         return slots <= COMPACT_FRACTION * alive.numel()
 
 
@@ -182,6 +187,14 @@ def stacked_search(net, x: Tensor, target: Tensor, valid: Tensor, cfgs: Sequence
     k's settings, ``valid`` (K, N) marks the real rows (member k searches ``valid[k].sum()``
     factuals)."""
     x, target = x.detach(), target.detach().long()
+    N = x.shape[1]
+    rows = member_weights(net).gemm_rows
+    if N < rows:   # a few factuals per member: pad with idle rows up to what the gemm needs
+        res = stacked_search(net, _pad_rows(x, rows), _pad_rows(target, rows),
+                             _pad_rows(valid, rows), cfgs, lower, upper, mutability,
+                             compact=compact)
+        return StackSearchResult(res.x_cf[:, :N], res.x_adv[:, :N], res.mature[:, :N],
+                                 res.steps[:, :N])
     K, N, D = x.shape
     s = _Members.from_configs(cfgs, mutability, D)
     lo, hi = _bounds(lower, upper, None, D, x)
@@ -207,6 +220,13 @@ def stacked_search(net, x: Tensor, target: Tensor, valid: Tensor, cfgs: Sequence
         x_cf[virgin] = x[virgin]
         x_adv[virgin] = x[virgin]
     return StackSearchResult(x_cf, x_adv, mature, steps)
+
+
+def _pad_rows(v: Tensor, n: int) -> Tensor:
+    """``v`` (K, N, ...) zero-padded to n rows (False for masks; the padded rows never search)."""
+    out = v.new_zeros((v.shape[0], n, *v.shape[2:]))
+    out[:, :v.shape[1]] = v
+    return out
 
 
 def _forward(ws: _WorkingSet) -> tuple[Tensor, Tensor, Tensor, Tensor]:
