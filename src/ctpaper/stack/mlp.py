@@ -2,7 +2,8 @@
 
 ``W1`` (K, H, D), ``b1`` (K, H), ``W2`` (K, C, H), ``b2`` (K, C). The forward takes (K, n, D) inputs,
 one row block per member, and computes each layer with ``torch.baddbmm``, whose per-member results
-are bit-identical to ``nn.Linear`` on this machine's CPU kernels (checked in tests/test_stack_mlp.py).
+are bit-identical to ``nn.Linear`` on this machine's CPU kernels for row blocks of at least
+``gemm_rows`` rows (smaller blocks take torch's naive batched loop; tests/test_stack_training.py).
 Hand-batched layers were chosen over ``torch.func.vmap`` + ``functional_call`` because they were
 faster (the issue's prototype: 15-45%; ``bench/bench_stack.py`` prints the ratio) and keep the
 gradients of the stacked parameters ordinary leaf gradients for the masked Adam step.
@@ -75,8 +76,10 @@ class StackedMLP(nn.Module):
 
 
 # ATen multiplies (K, n, a) @ (K, a, b) with a naive loop when a * n * b < 400 and with the BLAS gemm
-# otherwise (bmm_out_or_baddbmm_, torch 2.13); a single model's nn.Linear always uses the gemm. The
-# row results of the two differ in float32 rounding, those of the gemm do not depend on n.
+# otherwise (bmm_out_or_baddbmm_, torch 2.13); a single model's nn.Linear always uses the gemm, and
+# the two round differently. The gemm's row results can still depend on n for tiny n and long
+# contractions (Adult, 108 features: n <= 4 differs from n = 7), so padding to gemm_rows makes a
+# few-row search exact for the synthetic data's shapes, not for every shape.
 NAIVE_BMM_BELOW = 400
 
 

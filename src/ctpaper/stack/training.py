@@ -5,7 +5,8 @@ unshuffled batches of ``batch_size``); everything else is per member (``MemberSp
 lambdas, generator (ECCo, Generic, REVISE), tau, T, nce, burn-in, number of epochs, initialisation,
 family (mutability), model learning rate, and the random stream, which is
 ``torch.Generator().manual_seed(seed)`` drawn in exactly the order of ``ctpaper.training.train``
-(init, then per epoch: factuals, targets, REVISE samples, x+). A member therefore ends with the
+(init, then per epoch, or per batch for ``ce_frequency: batch``: factuals, targets, REVISE samples,
+x+). A member therefore ends with the
 parameters it gets when trained alone (tests/test_stack_training.py).
 
 Per epoch: members past their last epoch stop; members in a CE epoch generate their CE data with one
@@ -32,7 +33,7 @@ from ctpaper.data.io import Dataset
 from ctpaper.models import MLP, build_model
 from ctpaper.search import SearchResult
 from ctpaper.stack.adam import StackedAdam
-from ctpaper.stack.mlp import StackedMLP
+from ctpaper.stack.mlp import StackedMLP, gemm_rows
 from ctpaper.stack.revise import stacked_revise_search
 from ctpaper.stack.search import stacked_search
 from ctpaper.training import (LOG_COLUMNS, OBJECTIVES, TERMS, CEData, ClassSampler, _concat_ces,
@@ -180,7 +181,8 @@ def generate_stack_ces(net: StackedMLP, runs: Sequence[_Run], ks: Sequence[int],
     if counts is None:
         counts = [runs[k].nce for k in ks]
     idx = [torch.randperm(X.shape[0], generator=runs[k].generator)[:m] for k, m in zip(ks, counts)]
-    width = max(len(i) for i in idx)
+    # the prediction pass of a few factuals per member stays on the gemm (stack.mlp.gemm_rows)
+    width = max(max(len(i) for i in idx), gemm_rows(X.shape[1], net.W1.shape[1], C))
     members = torch.tensor(list(ks))
     x_factual = _pad([X[i] for i in idx], width)
     with torch.no_grad():
