@@ -31,7 +31,7 @@ from torch import Tensor
 
 from ctpaper.data.io import Dataset
 from ctpaper.models import MLP, build_model
-from ctpaper.search import SearchResult
+from ctpaper.search import SearchConfig, SearchResult
 from ctpaper.stack.adam import StackedAdam
 from ctpaper.stack.mlp import StackedMLP, gemm_rows
 from ctpaper.stack.revise import stacked_revise_search
@@ -70,6 +70,7 @@ class _Run:
     mutability: Tensor | None
     nce: int
     sizes: list[int]
+    cfg: SearchConfig | None          # the training search (None for BL)
     rows: list[dict] = field(default_factory=list)
 
     @property
@@ -114,7 +115,8 @@ def _start(spec: MemberSpec, dataset: Dataset, n_batches: int) -> tuple[_Run, ML
     # BL settings (ctpaper.training.model_settings "bl") hold no CT key such as nce or ridge_form
     nce = min(max(int(s["nce"]) if TERMS[spec.objective] else 0, n_batches), n)
     run = _Run(spec, g, n_epochs, round(float(s.get("burnin", 0.0)) * n_epochs), TERMS[spec.objective],
-               None if bool((mut == 0).all()) else mut, nce, chunk_sizes(nce, n_batches))
+               None if bool((mut == 0).all()) else mut, nce, chunk_sizes(nce, n_batches),
+               search_config(s) if TERMS[spec.objective] else None)
     return run, model
 
 
@@ -195,7 +197,7 @@ def generate_stack_ces(net: StackedMLP, runs: Sequence[_Run], ks: Sequence[int],
         labels.append(yhat[j, :n_k] if runs[k].settings["adv_label"] == "predicted" else y[idx[j]])
     results = _search_members(net, runs, ks, x_factual, _pad(targets, width), idx, dataset, vae)
     return {k: finish_ces(X, idx[j], targets[j], labels[j], results[j], runs[k].settings,
-                          search_config(runs[k].settings), runs[k].mutability, sampler,
+                          runs[k].cfg, runs[k].mutability, sampler,
                           runs[k].generator)
             for j, k in enumerate(ks)}
 
@@ -203,7 +205,7 @@ def generate_stack_ces(net: StackedMLP, runs: Sequence[_Run], ks: Sequence[int],
 def _search_members(net: StackedMLP, runs, ks, x_factual: Tensor, target: Tensor, idx, dataset,
                     vae) -> list[SearchResult]:
     """Stacked searches for the Generic/ECCo and for the REVISE members, bucketed by row count."""
-    cfgs = [search_config(runs[k].settings) for k in ks]
+    cfgs = [runs[k].cfg for k in ks]
     results: list[SearchResult | None] = [None] * len(ks)
     for is_revise in (False, True):
         same_kind = [j for j in range(len(ks)) if (cfgs[j].generator == "revise") == is_revise]
