@@ -125,6 +125,26 @@ def test_smoke_figure_target_reruns_only_its_chain(smoke_run):
 
 
 @pytest.mark.slow
+def test_deleted_grid_figure_reruns_only_its_rule(smoke_run):
+    """Issue 12's acceptance: with one grid figure gone, its grid's target schedules the one job
+    that draws it (and the target), no training, evaluation or other figure (a dry run; the file is
+    moved aside and back, so the shared smoke run is left as it was)."""
+    R = smoke_run["results"]
+    png = R / "figures" / "appendix" / "generator" / "ls_ip.png"
+    aside = png.with_name("ls_ip.png.aside")
+    png.rename(aside)
+    try:
+        out = smoke_snakemake(["-n", "grid_generator"], smoke_run["overlay"], smoke_run["env"],
+                              timeout=300)
+    finally:
+        aside.rename(png)
+    assert out.returncode == 0, out.stderr[-3000:]
+    jobs = re.findall(r"^(?:local)?rule (\w+):", out.stdout + out.stderr, flags=re.M)
+    assert sorted(jobs) == ["appendix_box", "grid_generator"], jobs
+    assert re.search(r"wildcards: .*dataset=ls", out.stdout + out.stderr)
+
+
+@pytest.mark.slow
 def test_smoke_paper_names_only_defined_flags(smoke_run):
     """Every flag that a conditional span of the paper source names (after the includes) is defined
     by the run's values: an absent flag counts as false, so a misspelt one would silently drop or

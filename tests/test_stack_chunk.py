@@ -109,10 +109,12 @@ rule train_chunk:
     assert "chunk of 2 ls models" in (tmp_path / "logs" / "train_chunk" / "ls.log").read_text()
 
 
-@pytest.mark.parametrize("dataset, stacked", [("ls", [0, 1, 2, 3]), ("adult", [0, 1]), ("mnist", [])])
-def test_auto_mode_stacks_synthetic_members_and_per_batch_tabular_ones(monkeypatch, dataset, stacked):
+@pytest.mark.parametrize("dataset, groups", [("ls", [[0], [1], [2, 3]]), ("adult", [[0], [1]]),
+                                             ("mnist", [])])
+def test_auto_mode_stacks_synthetic_members_and_per_batch_tabular_ones(monkeypatch, dataset, groups):
     """auto: every member on synthetic data; on tabular data only the ``ce_frequency: batch`` CT
-    members (their searches are small); none on MNIST. The others train alone, in chunk order."""
+    members (their searches are small); none on MNIST. Per-batch members are stacks of one (exact);
+    the others train alone, in chunk order."""
     from types import SimpleNamespace
 
     from ctpaper.stack import chunk
@@ -135,6 +137,7 @@ def test_auto_mode_stacks_synthetic_members_and_per_batch_tabular_ones(monkeypat
              for i, (obj, freq) in enumerate([("full", "batch"), ("full", "batch"), ("full", "epoch"),
                                               ("vanilla", "batch")])]
     out = chunk.train_chunk(SimpleNamespace(name=dataset), specs)
-    assert [seed for group in calls["stack"] for seed in group] == stacked
+    assert calls["stack"] == groups
+    stacked = [seed for group in groups for seed in group]
     assert calls["alone"] == [i for i in range(4) if i not in stacked]
     assert out == [("stacked" if i in stacked else "alone", i) for i in range(4)]
