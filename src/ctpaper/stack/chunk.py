@@ -58,7 +58,7 @@ def stack_groups(specs: Sequence[MemberSpec]) -> list[list[int]]:
     """Indices of members that share one stack (equal ``SHARED_SETTINGS``), in chunk order; a
     per-batch CT member is a stack of its own. A stack of one equals ``train`` bit for bit; in a
     stack of several, a member's few-row search can differ from its search alone in the last bit
-    (measured: 1 of 45 LS searches of 1-15 rows; the cause is not pinned down, the stacked matrix
+    (measured: 1 of 60 LS searches of 1-75 rows; the cause is not pinned down, the stacked matrix
     products agree between stacks of one and two), and 100 epochs of per-batch feedback grow that
     into another model (LS, protected: final maturity 0.98 against 0.70 alone). Stacked together, 2 LS members would train in 14.0 s instead of 19.7 s
     (20 epochs); exactness is worth more."""
