@@ -38,7 +38,7 @@ sys.path.insert(0, str(ROOT / "bench"))
 from bench_engine import data_dir, mnist_search_problem, present_datasets  # noqa: E402
 from ctpaper import config as C  # noqa: E402
 from ctpaper.data.io import load_dataset  # noqa: E402
-from ctpaper.search import search, tune_allocator  # noqa: E402
+from ctpaper.search import CompactingSearch, search, tune_allocator  # noqa: E402
 from ctpaper.stack.mlp import StackedMLP  # noqa: E402
 from ctpaper.stack.training import MemberSpec, train_stack  # noqa: E402
 from ctpaper.training import model_settings, search_config, train  # noqa: E402
@@ -257,6 +257,16 @@ def bench_mm(config: dict, n: int, seed: int) -> None:
     print(f"   model: {what}; search {t_search:.3f} s, mean steps {res.steps.float().mean():.1f}: "
           f"{flops / t_search / 1e9:.1f} GFLOP/s useful; torch.mm ({n}x{D}x{H} and {n}x{H}x{D}): "
           f"{mm_rate / 1e9:.1f} GFLOP/s")
+    parts = {"forward": 0.0, "step": 0.0}     # what bounds it: the search's phases, timed in a rerun
+    t0 = time.perf_counter()
+    with _timed(CompactingSearch, "forward", parts, "forward"), \
+            _timed(CompactingSearch, "step", parts, "step"):
+        search(model, x, t, cfg, ds.lower, ds.upper)
+    total = time.perf_counter() - t0
+    rest = total - parts["forward"] - parts["step"]
+    print(f"   phases: forward (matmuls, log-softmax) {parts['forward'] / total:.0%}, step (the "
+          f"element-wise chain over the {n} x {D} states) {parts['step'] / total:.0%}, gradient "
+          f"and bookkeeping {rest / total:.0%}")
     print(f"   RATIO search/mm throughput MNIST = {ratio:.2f}  (target >= {TARGET_MM}: "
           f"{_verdict(ratio >= TARGET_MM)})")
 
