@@ -18,7 +18,8 @@ from collections import defaultdict
 from pathlib import Path
 
 STAGES = {"prepare_data": "data", "train_model": "train", "evaluate_ces": "eval", "robustness": "eval",
-          "performance": "eval"}
+          "performance": "eval",
+          "train": "train", "evaluate": "eval"}   # study_train / study_evaluate: one job per variant x data set
 
 
 def read(path: Path) -> tuple[float, float]:
