@@ -268,9 +268,9 @@ def test_slurm_jobs_request_what_the_rules_declare(dry, request):
 def test_slurm_jobs_are_dataset_groups(dry, request):
     """Through profiles/slurm only the dataset groups are SLURM jobs: every job of a grouped rule is
     in a group job, a group job covers `group-components` whole datasets, and everything else is a
-    localrule (seconds each), a target rule or an appendix grid job (a chunk of models or one grid's
-    evaluation on one data set, minutes each, sized by ctpaper.grids.plan). So the full config sends
-    ceil(datasets / 3) jobs plus the appendix's."""
+    localrule (seconds each), a target rule or an appendix grid job (a chunk of models, minutes
+    each, sized by ctpaper.grids.plan, or a group job of `group-components` grid evaluations, one
+    grid on one data set each). So the full config sends ceil(chains / 3) jobs plus the appendix's."""
     run = request.getfixturevalue(dry)
     prof = smk.profile(SLURM_PROFILE)
     grouped = {r for r, g in prof["groups"].items() if g == "dataset"}
@@ -299,7 +299,10 @@ def test_slurm_jobs_are_dataset_groups(dry, request):
           + "; ".join(" ".join(sorted(ds)) for ds in members.values()))
     from ctpaper.grids.plan import job_counts
 
-    n_grid = sum(n for r, n in job_counts(run["config"]).items() if r in grid_rules)
+    counts = job_counts(run["config"])
+    per_eval_job = prof["group-components"][prof["groups"]["evaluate_grid"]]
+    assert all(job.group is not None for job in run["jobs"] if job.rule == "evaluate_grid")
+    n_grid = counts["train_chunk"] + -(-counts["evaluate_grid"] // per_eval_job)
     assert n_slurm == -(-chains // per_job) + n_grid
 
 
