@@ -142,7 +142,7 @@ def test_full_config_slurm_dry_run_plans_at_most_300_jobs(tmp_path):
     stats = smk.job_stats(proc.output)
     assert stats["evaluate_grid"] == len(targets) // 3
     assert {r: stats[r] for r in plan.job_counts(full)} == plan.job_counts(full) == \
-        {"train_chunk": 26, "evaluate_grid": 39, "train_vae": 4}
+        {"train_chunk": 18, "evaluate_grid": 39, "train_vae": 4}
     n_slurm = smk.cluster_jobs(smk.jobs(proc.output), smk.local_rules() | {"all"})
     print(f"\nfull config: {sum(stats.values())} jobs, {n_slurm} SLURM jobs")
     assert n_slurm <= 300, stats
