@@ -149,11 +149,19 @@ def test_smoke_paper_on_slurm_matches_local_run(slurm_cluster, smoke_run, tmp_pa
 
     grid_rules = {"train_chunk", "evaluate_grid"}   # the appendix's own jobs (chunks, evaluations)
     grid_jobs = job_counts(load(CONFIG, SMOKE))
-    # one SLURM job per dataset group job (tests/test_dag.py checks how chains form groups) plus one
-    # per appendix chunk and evaluation
-    n_groups = len({j.group for j in smk.jobs(dry.output) if j.group is not None})
+    # one SLURM job per dataset group job (tests/test_dag.py checks how chains form groups), one per
+    # appendix chunk and one per group job of grid evaluations (group-components of them)
+    rules_of: dict[str, set[str]] = {}
+    for j in smk.jobs(dry.output):
+        if j.group is not None:
+            rules_of.setdefault(j.group, set()).add(j.rule)
+    eval_groups = [g for g, rules in rules_of.items() if rules == {"evaluate_grid"}]
+    n_groups = len(rules_of) - len(eval_groups)
     assert 2 <= n_groups <= 3, n_groups
-    assert len(submitted) == expected == n_groups + sum(grid_jobs[r] for r in grid_rules), \
+    prof = smk.profile(SLURM_PROFILE)
+    per_eval_job = prof["group-components"][prof["groups"]["evaluate_grid"]]
+    assert len(eval_groups) == -(-grid_jobs["evaluate_grid"] // per_eval_job), eval_groups
+    assert len(submitted) == expected == n_groups + grid_jobs["train_chunk"] + len(eval_groups), \
         (submitted, expected)
 
     # every job of a grouped rule ran inside a SLURM job of this run, every other job locally
