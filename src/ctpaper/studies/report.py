@@ -40,15 +40,15 @@ ACCURACY_TOL_PP = 1.0
 CE_COLUMNS = ["dataset", "family", "seed", "model", "lambda_egy", "run", "valid", *T.METRICS]
 
 
-def _concat(paths: Iterable[str]) -> pd.DataFrame:
-    frames = [read_parquet(p) for p in paths]
+def _concat(paths: Iterable[str], **read) -> pd.DataFrame:
+    """The parquet files ``paths`` in one frame (``read``: ``pandas.read_parquet`` options)."""
+    frames = [read_parquet(p, **read) for p in paths]
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
 
 
 def _valid_ces(paths: Iterable[str]) -> pd.DataFrame:
     """The valid CEs of the ces.parquet files ``paths`` in one frame, columns ``CE_COLUMNS``."""
-    frames = [read_parquet(p, columns=CE_COLUMNS, filters=[("valid", "==", True)]) for p in paths]
-    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+    return _concat(paths, columns=CE_COLUMNS, filters=[("valid", "==", True)])
 
 
 def table1_from(ces: pd.DataFrame, pm_rule: str, ci_level: float) -> pd.DataFrame:
