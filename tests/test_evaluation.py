@@ -366,6 +366,40 @@ def test_deterministic_frames_and_bytes(tmp_path, toy):
     assert not ces3["factual_index"].equals(ces["factual_index"])
 
 
+@pytest.mark.parametrize("family,reference", [("free", "sample"), ("free", "train_all"),
+                                              ("protected", "sample")])
+def test_a_model_evaluated_alone_gets_its_rows_of_the_joint_evaluation(tmp_path, family, reference):
+    """The study variants that retrain only CT score it alone and take the BL's rows from the main
+    results: each model's rows must not depend on the other model. 8 classes x 10 runs give more
+    IP* groups per lambda than one batch (MMD_GROUP_CHUNK) holds, of varying sizes, so a batch
+    mixing the two models' groups would pad them differently."""
+    ds = make_dataset(n_features=4, n_classes=8, n_test=400, n_train=200, seed=3)
+    cfg = small_config(n_runs=10, n_individuals={"synthetic": 40, "tabular": 40, "image": 40})
+    cfg["eval"]["mmd"] = dict(cfg["eval"]["mmd"], n_samples=6, reference=reference)
+    models = {"CT": make_model(4, 8, 11), "BL": make_model(4, 8, 12)}
+    joint = protocol.evaluate_counterfactuals(ds, models, cfg, "ls", family, 2025)
+    if family == "free":
+        assert joint[1].groupby(["model", "lambda_egy"]).size().min() > metrics.MMD_GROUP_CHUNK
+    alone = {m: protocol.evaluate_counterfactuals(ds, models, cfg, "ls", family, 2025, labels=[m])
+             for m in ("BL", "CT")}
+    for k in (0, 1):   # ces, mmd
+        merged = protocol.merge_model_rows([alone["BL"][k], alone["CT"][k]])
+        pd.testing.assert_frame_equal(merged, joint[k], check_exact=True)
+    # the file-level path: CT searched, BL's rows read from the joint evaluation's files
+    from ctpaper.runtime import write_parquet
+
+    write_parquet(joint[0], tmp_path / "main_ces.parquet")
+    write_parquet(joint[1], tmp_path / "main_mmd.parquet")
+    ces, mmd = protocol.reused_rows(tmp_path / "main_ces.parquet", tmp_path / "main_mmd.parquet",
+                                    "BL", "ls", family, 2025)
+    pd.testing.assert_frame_equal(protocol.merge_model_rows([alone["CT"][0], ces]), joint[0])
+    with pytest.raises(ValueError, match="not ls/free/seed 7|not ls/protected/seed 7"):
+        protocol.reused_rows(tmp_path / "main_ces.parquet", tmp_path / "main_mmd.parquet", "BL",
+                             "ls", family, 7)
+    with pytest.raises(ValueError, match="no model to evaluate"):
+        protocol.evaluate_counterfactuals(ds, models, cfg, "ls", family, 2025, labels=[])
+
+
 # ---- integrated gradients (6.9) -------------------------------------------------------------------
 
 def ig_reference(model, x, target, baseline, n_steps):

@@ -241,3 +241,16 @@ def test_smoke_run_holds_both_studies(smoke_run):
     assert not (res / "studies" / "lambda_cst" / "models").exists()
     assert not list((res / "studies" / "maturity" / "models").glob("*/*/bl"))
     assert list((res / "studies" / "maturity" / "models").glob("*/*/ct_free/model.pt"))
+    # ... and scored its CT alone, taking the BL's rows from the main evaluation
+    seed = config["train"]["seeds"][0]
+    for family in ("free", "protected"):
+        for name in ("ces", "mmd"):
+            main = pd.read_parquet(res / "eval" / "ls" / f"seed{seed}" / family / f"{name}.parquet")
+            study = pd.read_parquet(res / "studies" / "maturity" / "eval" / "ls" / f"seed{seed}" / family
+                                    / f"{name}.parquet")
+            pd.testing.assert_frame_equal(study[study["model"] == "BL"].reset_index(drop=True),
+                                          main[main["model"] == "BL"].reset_index(drop=True))
+            assert (study["model"] == "CT").any() or name == "mmd"
+    log = (res / "logs" / "study_evaluate" / "maturity" / "ls.log").read_text()
+    assert "model=BL" not in log and "rows of BL taken from" in log
+    assert "model=BL" in (res / "logs" / "study_evaluate" / "lambda_cst" / "ls.log").read_text()

@@ -143,15 +143,51 @@ def _tasks_of(variant, dataset):
             if _stage_tree(stage, variant, seed, dataset, family) != variant:
                 continue
             fmt = dict(variant=variant, dataset=dataset, seed=seed, family=family)
+            reuse = {}
             if stage == "ces":
                 models = {"ct": f"ct_{family}", "bl": "bl"}
                 out = {"ces": S_CES.format(**fmt), "mmd": S_MMD.format(**fmt)}
+                reuse = _reused_bl_rows(variant, dataset, seed, family)
             else:
                 models = ROBUSTNESS_MODELS if stage == "robustness" else PERFORMANCE_MODELS
                 out = {stage: (S_ROBUSTNESS if stage == "robustness" else S_PERFORMANCE).format(**fmt)}
             paths = {k: _study_model(variant, dataset, seed, m)[0] for k, m in models.items()}
-            tasks.append({"stage": stage, "seed": int(seed), "family": family, "models": paths, "out": out})
+            tasks.append(
+                {
+                    "stage": stage,
+                    "seed": int(seed),
+                    "family": family,
+                    "models": paths,
+                    "out": out,
+                    "reuse": reuse,
+                }
+            )
     return tasks
+
+
+def _reused_bl_rows(variant, dataset, seed, family):
+    """{"BL": [(ces, mmd) paths]} when the BL's rows of this ces evaluation are those of another
+    tree's file (a variant that retrains only the CT model: the BL's data, model file and the
+    evaluation's config keys are the published ones), else {}: study_evaluate then scores the CT
+    alone (ctpaper.evaluation.protocol: a model's rows do not depend on the other model)."""
+    tree = V.stage_tree(config, variant, "evaluate_ces", dataset, seed, ["bl"], family)
+    if tree == variant:
+        return {}
+    wc = dict(dataset=dataset, seed=seed, family=family)
+    return {"BL": [_in_tree(CES, S_CES, tree, **wc), _in_tree(MMD, S_MMD, tree, **wc)]}
+
+
+def _reused_inputs(variant, dataset, tasks):
+    """The inputs behind the reused rows of ``tasks``: the files, or the study_evaluate directories
+    that hold them."""
+    out = set()
+    for t in tasks:
+        if not t["reuse"]:
+            continue
+        tree = V.stage_tree(config, variant, "evaluate_ces", dataset, str(t["seed"]), ["bl"], t["family"])
+        paths = t["reuse"]["BL"]
+        out.update(paths if tree == "main" else [S_EVALS.format(variant=tree, dataset=dataset)])
+    return sorted(out)
 
 
 def _study_eval_input(wc):
@@ -165,7 +201,11 @@ def _study_eval_input(wc):
             for m in _stage_models(t["stage"], t["family"])
         }
     )
-    return {**_study_data(wc.variant, wc.dataset), "models": models}
+    return {
+        **_study_data(wc.variant, wc.dataset),
+        "models": models,
+        "reused": _reused_inputs(wc.variant, wc.dataset, tasks),
+    }
 
 
 def _study_res(per_kind, count):

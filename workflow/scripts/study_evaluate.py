@@ -1,6 +1,7 @@
 """Rule study_evaluate: every evaluation of a study variant's tree for one data set, in one process
 (params.tasks: evaluate_ces per seed and family, robustness and performance per seed; the stage
-functions of the main rules, under the variant's config)."""
+functions of the main rules, under the variant's config). A ces task's ``reuse`` names the files
+whose BL rows it takes instead of searching the BL again."""
 
 from pathlib import Path
 
@@ -17,7 +18,7 @@ with rule_context(snakemake) as log:  # noqa: F821 - injected by Snakemake's scr
         log.info("%s seed %d%s", stage, seed, f" {task['family']}" if task["family"] else "")
         if stage == "ces":
             run_evaluate_ces(data_dir, models["ct"], models["bl"], smk.config, dataset, task["family"],
-                             seed, out["ces"], out["mmd"])
+                             seed, out["ces"], out["mmd"], reuse=task["reuse"])
         elif stage == "robustness":
             run_robustness(data_dir, models, smk.config, dataset, seed, out["robustness"])
         elif stage == "performance":

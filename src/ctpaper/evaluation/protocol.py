@@ -37,6 +37,7 @@ import hashlib
 import logging
 import time
 from pathlib import Path
+from typing import Sequence
 
 import numpy as np
 import pandas as pd
@@ -144,17 +145,24 @@ def _clamp_mask(n_features: int, blocks: list[list[int]]) -> torch.Tensor | None
 # ---- the evaluation ------------------------------------------------------------------------------
 
 def evaluate_counterfactuals(ds, models: dict[str, torch.nn.Module], config: dict, dataset: str,
-                             family: str, seed: int) -> tuple[pd.DataFrame, pd.DataFrame]:
+                             family: str, seed: int, labels: Sequence[str] = MODEL_LABELS
+                             ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Generate and score the test-time CEs of one dataset/seed/family.
 
     ``ds`` is a ``ctpaper.data.io.Dataset``; ``models`` maps "CT" and "BL" to classifiers. Returns
-    (ces frame, mmd frame) with the column contracts of docs/design.md.
+    (ces frame, mmd frame) with the column contracts of docs/design.md. ``labels``: the models to
+    evaluate (a subset of ``MODEL_LABELS``, in its order); each model's rows are the same whether it
+    is evaluated alone or with the other (every draw is keyed by its model, IP* batches each model's
+    groups apart), so ``merge_model_rows`` of two single-model evaluations equals the joint one.
     """
     from ctpaper.search import search
 
     if family not in ("free", "protected"):
         raise ValueError(f"unknown family {family!r}")
-    missing = [m for m in MODEL_LABELS if m not in models]
+    labels = [m for m in MODEL_LABELS if m in labels]
+    if not labels:
+        raise ValueError(f"no model to evaluate: labels must name some of {MODEL_LABELS}")
+    missing = [m for m in labels if m not in models]
     if missing:
         raise ValueError(f"models missing: {missing}")
     s = EvalSettings.from_config(config, dataset, family)
@@ -170,13 +178,13 @@ def evaluate_counterfactuals(ds, models: dict[str, torch.nn.Module], config: dic
         model.eval()
         for p in model.parameters():
             p.requires_grad_(False)
-    preds = {m: metrics.predict(models[m], X).numpy() for m in MODEL_LABELS}
+    preds = {m: metrics.predict(models[m], X).numpy() for m in labels}
 
     frames, x_cfs = [], {}
     for li, lam in progress(enumerate(s.lambda_egy_grid), "lambda_egy (searches)", len(s.lambda_egy_grid)):
         shared = None if s.redraw_pairs_per_run else draw_pairs(
             s.n_individuals, K, numpy_rng(s.seed_global, *key, "pairs", li))
-        for m in MODEL_LABELS:
+        for m in labels:
             t0 = time.perf_counter()
             rows, fs, ts = [], [], []
             for r in range(s.n_runs):
@@ -220,7 +228,7 @@ def evaluate_counterfactuals(ds, models: dict[str, torch.nn.Module], config: dic
     ces = pd.concat(frames, ignore_index=True)
     if family == "free":
         t0 = time.perf_counter()
-        mmd = _ip_star(ces, x_cfs, ds, s, key)
+        mmd = _ip_star(ces, x_cfs, ds, s, key, labels)
         log.info("IP*: %d groups (%.1f s)", len(mmd), time.perf_counter() - t0)
     else:
         mmd = empty_mmd_frame()
@@ -257,12 +265,15 @@ def empty_mmd_frame() -> pd.DataFrame:
 
 
 def _ip_star(ces: pd.DataFrame, x_cfs: dict, ds, s: EvalSettings, key: tuple,
-             runs_per_block: int = 10) -> pd.DataFrame:
-    """IP* per (model, lambda, run, target) group (6.6); fills ``ces.ip_star`` in place.
+             labels: Sequence[str] = MODEL_LABELS, runs_per_block: int = 10) -> pd.DataFrame:
+    """IP* per (model, lambda, run, target) group (6.6) of the models ``labels`` (the order of their
+    blocks in ``ces``); fills ``ces.ip_star`` in place.
 
-    Groups are evaluated in blocks of ``runs_per_block`` runs (both models together, so each Y
-    sample is drawn once, shared by CT and BL, and its Y-Y kernel term computed once); memory stays
-    O(block x classes x n_samples x D).
+    Groups are evaluated in blocks of ``runs_per_block`` runs, each model's groups in batches of
+    their own: a model's values do not depend on which other models are evaluated with it (the
+    study evaluations score a variant's CT alone and take the BL's rows from the main results).
+    Each Y sample is drawn once per (lambda, run, target), for every target class, and its Y-Y
+    kernel term computed once for all models; memory stays O(block x classes x n_samples x D).
     """
     K, n_s, ell = ds.n_classes, s.mmd_n_samples, s.mmd_length_scale
     y_test = ds.y_test.numpy()
@@ -275,7 +286,7 @@ def _ip_star(ces: pd.DataFrame, x_cfs: dict, ds, s: EvalSettings, key: tuple,
     # row offset of every (model, lambda) block in ``ces`` (frames were appended lambda-major)
     offsets, pos = {}, 0
     for li in range(len(s.lambda_egy_grid)):
-        for m in MODEL_LABELS:
+        for m in labels:
             offsets[(m, li)] = pos
             pos += len(x_cfs[(m, li)])
     run_col, target_col = ces["run"].to_numpy(), ces["target"].to_numpy()
@@ -283,7 +294,7 @@ def _ip_star(ces: pd.DataFrame, x_cfs: dict, ds, s: EvalSettings, key: tuple,
     recs = []
     for li, lam in progress(enumerate(s.lambda_egy_grid), "lambda_egy (MMD)", len(s.lambda_egy_grid)):
         grouped = {}
-        for m in MODEL_LABELS:   # rows of each (run, target) group, in individual order
+        for m in labels:   # rows of each (run, target) group, in individual order
             o = offsets[(m, li)]
             n = len(x_cfs[(m, li)])
             run, target = run_col[o:o + n], target_col[o:o + n]
@@ -292,11 +303,16 @@ def _ip_star(ces: pd.DataFrame, x_cfs: dict, ds, s: EvalSettings, key: tuple,
             grouped[m] = {(int(run[g[0]]), int(target[g[0]])): g for g in np.split(order, cuts)}
         for r0 in range(0, s.n_runs, runs_per_block):
             block = range(r0, min(s.n_runs, r0 + runs_per_block))
-            X_groups, Y_groups, yy, meta = [], [], [], []
-            y_sets: dict[tuple, int] = {}      # (run, target) -> index into Y_unique
-            Y_unique: list[torch.Tensor] = []
-            for mi, m in enumerate(MODEL_LABELS):
-                o = offsets[(m, li)]
+            if not train_all:   # Y of every (run, target) of the block, shared by the models
+                y_sets = {}
+                for r in block:
+                    for t in range(K):
+                        take = numpy_rng(s.seed_global, *key, "mmd_ref", li, r, t).choice(
+                            test_rows[t], size=min(n_s, len(test_rows[t])), replace=False)
+                        y_sets[(r, t)] = ds.X_test[torch.from_numpy(np.sort(take))]
+                yy_sets = dict(zip(y_sets, metrics.kernel_offdiag_means(list(y_sets.values()), ell)))
+            for mi, m in enumerate(labels):
+                X_groups, Y_groups, yy, meta = [], [], [], []
                 for (r, t), g_rows in grouped[m].items():
                     if r not in block:
                         continue
@@ -305,27 +321,16 @@ def _ip_star(ces: pd.DataFrame, x_cfs: dict, ds, s: EvalSettings, key: tuple,
                         pick = numpy_rng(s.seed_global, *key, "mmd_ce", m, li, r, t).choice(
                             g_rows, size=n_s, replace=False)
                     X_groups.append(x_cfs[(m, li)][torch.from_numpy(pick)])
-                    if train_all:
-                        Y_groups.append(pools[t])
-                        yy.append(yy_all[t])
-                    else:
-                        if (r, t) not in y_sets:   # shared by CT and BL in corresponding groups
-                            rows = test_rows[t]
-                            take = numpy_rng(s.seed_global, *key, "mmd_ref", li, r, t).choice(
-                                rows, size=min(n_s, len(rows)), replace=False)
-                            y_sets[(r, t)] = len(Y_unique)
-                            Y_unique.append(ds.X_test[torch.from_numpy(np.sort(take))])
-                        Y_groups.append(Y_unique[y_sets[(r, t)]])
-                        yy.append(y_sets[(r, t)])
-                    meta.append((mi, m, r, t, len(pick), len(Y_groups[-1]), o + g_rows))
-            if not train_all:
-                yy_unique = metrics.kernel_offdiag_means(Y_unique, ell)
-                yy = [yy_unique[i] for i in yy]
-            mmd2 = metrics.mmd2_unbiased_groups(X_groups, Y_groups, ell, yy=yy).numpy()
-            for (mi, m, r, t, n_ce, n_ref, members), v in zip(meta, mmd2):
-                star = np.nan if np.isnan(v) else max(float(v), 0.0)
-                ip_star_col[members] = star
-                recs.append((li, mi, m, float(lam), r, t, n_ce, n_ref, float(v), star))
+                    Y_groups.append(pools[t] if train_all else y_sets[(r, t)])
+                    yy.append(yy_all[t] if train_all else yy_sets[(r, t)])
+                    meta.append((r, t, len(pick), len(Y_groups[-1]), offsets[(m, li)] + g_rows))
+                if not X_groups:
+                    continue
+                mmd2 = metrics.mmd2_unbiased_groups(X_groups, Y_groups, ell, yy=yy).numpy()
+                for (r, t, n_ce, n_ref, members), v in zip(meta, mmd2):
+                    star = np.nan if np.isnan(v) else max(float(v), 0.0)
+                    ip_star_col[members] = star
+                    recs.append((li, mi, m, float(lam), r, t, n_ce, n_ref, float(v), star))
     ces["ip_star"] = ip_star_col
     out = pd.DataFrame(recs, columns=["li", "mi", *MMD_COLUMNS])
     out = out.sort_values(["li", "mi", "run", "target"], kind="stable").drop(columns=["li", "mi"])
@@ -337,23 +342,59 @@ def _ip_star(ces: pd.DataFrame, x_cfs: dict, ds, s: EvalSettings, key: tuple,
 
 # ---- file-level entry point (rule evaluate_ces) --------------------------------------------------
 
+def merge_model_rows(frames: Sequence[pd.DataFrame]) -> pd.DataFrame:
+    """ces (or mmd) rows of single-model evaluations in the order of a joint one: lambda (in order of
+    first appearance), then model (``MODEL_LABELS`` order), each block's rows as given."""
+    df = pd.concat(frames, ignore_index=True)
+    lam = {v: i for i, v in enumerate(pd.unique(df["lambda_egy"]))}
+    model = {m: i for i, m in enumerate(MODEL_LABELS)}
+    key = df["lambda_egy"].map(lam).to_numpy() * len(model) + df["model"].map(model).to_numpy()
+    return df.iloc[np.argsort(key, kind="stable")].reset_index(drop=True)
+
+
+def reused_rows(ces_path: str | Path, mmd_path: str | Path, label: str, dataset: str, family: str,
+                seed: int) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The ces and mmd rows of model ``label`` in another evaluation's files of the same key."""
+    from ctpaper.runtime import read_parquet
+
+    ces, mmd = read_parquet(ces_path), read_parquet(mmd_path)
+    keys = ces[["dataset", "family", "seed"]].drop_duplicates()
+    if len(keys) != 1 or tuple(keys.iloc[0]) != (dataset, family, int(seed)):
+        raise ValueError(f"{ces_path} evaluates {keys.to_dict('records')}, not "
+                         f"{dataset}/{family}/seed {seed}")
+    return (ces[ces["model"] == label].reset_index(drop=True),
+            mmd[mmd["model"] == label].reset_index(drop=True))
+
+
 def run_evaluate_ces(data_dir: str | Path, ct_model: str | Path, bl_model: str | Path, config: dict,
                      dataset: str, family: str, seed: int, ces_path: str | Path,
-                     mmd_path: str | Path) -> pd.DataFrame:
-    """Load data and models, evaluate, write ``ces.parquet`` and ``mmd.parquet`` atomically."""
+                     mmd_path: str | Path, reuse: dict[str, tuple] | None = None) -> pd.DataFrame:
+    """Load data and models, evaluate, write ``ces.parquet`` and ``mmd.parquet`` atomically.
+
+    ``reuse``: {label: (ces path, mmd path)} of models whose rows are taken from an evaluation of the
+    same model file under the same settings (the study variants that retrain only the CT model take
+    the BL's rows from the main results) instead of being computed again."""
     from ctpaper.data.io import load_dataset
     from ctpaper.models import load_model
     from ctpaper.runtime import write_parquet
 
+    reuse = reuse or {}
     ds = load_dataset(data_dir)
     models = {}
     for label, path in ((CT_LABEL, ct_model), (BL_LABEL, bl_model)):
+        if label in reuse:
+            continue
         model, spec = load_model(path)
         if spec["n_features"] != ds.n_features or spec["n_classes"] != ds.n_classes:
             raise ValueError(f"{path}: model shape {spec['n_features']}x{spec['n_classes']} does not "
                              f"match dataset {dataset} ({ds.n_features}x{ds.n_classes})")
         models[label] = model
-    ces, mmd = evaluate_counterfactuals(ds, models, config, dataset, family, seed)
+    ces, mmd = evaluate_counterfactuals(ds, models, config, dataset, family, seed, labels=list(models))
+    if reuse:
+        taken = [reused_rows(c, m, label, dataset, family, seed) for label, (c, m) in reuse.items()]
+        ces = merge_model_rows([ces, *(c for c, _ in taken)])[CES_COLUMNS]
+        mmd = merge_model_rows([mmd, *(m for _, m in taken)])[MMD_COLUMNS]
+        log.info("rows of %s taken from %s", ", ".join(reuse), ", ".join(str(c) for c, _ in reuse.values()))
     write_parquet(ces, ces_path)
     write_parquet(mmd, mmd_path)
     return ces
