@@ -370,16 +370,18 @@ def test_deterministic_frames_and_bytes(tmp_path, toy):
                                               ("protected", "sample")])
 def test_a_model_evaluated_alone_gets_its_rows_of_the_joint_evaluation(tmp_path, family, reference):
     """The study variants that retrain only CT score it alone and take the BL's rows from the main
-    results: each model's rows must not depend on the other model. 8 classes x 10 runs give more
-    IP* groups per lambda than one batch (MMD_GROUP_CHUNK) holds, of varying sizes, so a batch
-    mixing the two models' groups would pad them differently."""
+    results: each model's rows must not depend on the other model. In the free family 8 classes x
+    10 runs give more IP* groups per lambda than one batch (MMD_GROUP_CHUNK) holds, and groups of
+    up to 20 CEs of varying size: a batch mixing the two models' groups pads them differently and
+    changes some IP* values in the last bits (as the evaluation before this contract did)."""
     ds = make_dataset(n_features=4, n_classes=8, n_test=400, n_train=200, seed=3)
     cfg = small_config(n_runs=10, n_individuals={"synthetic": 40, "tabular": 40, "image": 40})
-    cfg["eval"]["mmd"] = dict(cfg["eval"]["mmd"], n_samples=6, reference=reference)
+    cfg["eval"]["mmd"] = dict(cfg["eval"]["mmd"], n_samples=20, reference=reference)
     models = {"CT": make_model(4, 8, 11), "BL": make_model(4, 8, 12)}
     joint = protocol.evaluate_counterfactuals(ds, models, cfg, "ls", family, 2025)
     if family == "free":
         assert joint[1].groupby(["model", "lambda_egy"]).size().min() > metrics.MMD_GROUP_CHUNK
+        assert joint[1]["n_ce"].nunique() > 3
     alone = {m: protocol.evaluate_counterfactuals(ds, models, cfg, "ls", family, 2025, labels=[m])
              for m in ("BL", "CT")}
     for k in (0, 1):   # ces, mmd
@@ -388,16 +390,24 @@ def test_a_model_evaluated_alone_gets_its_rows_of_the_joint_evaluation(tmp_path,
     # the file-level path: CT searched, BL's rows read from the joint evaluation's files
     from ctpaper.runtime import write_parquet
 
-    write_parquet(joint[0], tmp_path / "main_ces.parquet")
-    write_parquet(joint[1], tmp_path / "main_mmd.parquet")
-    ces, mmd = protocol.reused_rows(tmp_path / "main_ces.parquet", tmp_path / "main_mmd.parquet",
-                                    "BL", "ls", family, 2025)
+    paths = tmp_path / "main_ces.parquet", tmp_path / "main_mmd.parquet"
+    write_parquet(joint[0], paths[0])
+    write_parquet(joint[1], paths[1])
+    ces, mmd = protocol.reused_rows(*paths, "BL", "ls", family, 2025)
     pd.testing.assert_frame_equal(protocol.merge_model_rows([alone["CT"][0], ces]), joint[0])
-    with pytest.raises(ValueError, match="not ls/free/seed 7|not ls/protected/seed 7"):
-        protocol.reused_rows(tmp_path / "main_ces.parquet", tmp_path / "main_mmd.parquet", "BL",
-                             "ls", family, 7)
+    pd.testing.assert_frame_equal(protocol.merge_model_rows([alone["CT"][1], mmd]), joint[1])
+    protocol._check_reused(ces, alone["CT"][0], "BL", paths[0])
+    with pytest.raises(ValueError, match="other evaluation settings"):   # a stale file
+        protocol._check_reused(ces[ces["run"] < ces["run"].max()], alone["CT"][0], "BL", paths[0])
+    with pytest.raises(ValueError, match=f"not ls/{family}/seed 7"):
+        protocol.reused_rows(*paths, "BL", "ls", family, 7)
+    write_parquet(joint[0][joint[0]["model"] == "CT"], tmp_path / "ct_only.parquet")
+    with pytest.raises(ValueError, match="no row of model BL"):
+        protocol.reused_rows(tmp_path / "ct_only.parquet", paths[1], "BL", "ls", family, 2025)
     with pytest.raises(ValueError, match="no model to evaluate"):
         protocol.evaluate_counterfactuals(ds, models, cfg, "ls", family, 2025, labels=[])
+    with pytest.raises(ValueError, match="unknown model labels"):
+        protocol.evaluate_counterfactuals(ds, models, cfg, "ls", family, 2025, labels=["bl"])
 
 
 # ---- integrated gradients (6.9) -------------------------------------------------------------------

@@ -9,7 +9,8 @@
 #                       seed and family, robustness and performance per seed) in one process, the
 #                       stage functions of evaluate.smk under the variant's config
 #                       (runtime.rule_context). Only stages whose settings (or inputs) differ under
-#                       the variant run; the rest are the main results' files.
+#                       the variant run; the rest are the main results' files. A ces evaluation
+#                       redone only for the variant's CT models takes the BL's rows from the main file.
 #   seed_study_table    per data set and Table-1 column the value of every training seed, the mean
 #                       over seeds, its interval, significant seeds per direction (+ values json)
 #   seed_study_figure   per-seed % reductions with their run intervals, one panel per column

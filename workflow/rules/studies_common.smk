@@ -1,7 +1,8 @@
 # Path patterns and input functions of the robustness studies (issue 13; rules in studies.smk).
 # A study tree {R}/studies/{variant}/ mirrors the main results (data/, models/, eval/) for the files a
 # variant redoes; every other input is the main results' file (ctpaper.studies.variants: data_tree,
-# model_tree, stage_tree decide it from the config keys each stage declares).
+# model_tree, stage_tree decide it from the config keys each stage declares). A ces evaluation a
+# variant redoes only for its CT model takes the BL's rows from the main file (_reused_bl_rows).
 # variant = base (published settings; the seed study's extra seeds) | a method-10.1 difference |
 # paper_text (all of config/paper_text.yaml at once).
 # One study_train job per variant and data set trains every model of its tree (a chunk:
@@ -13,6 +14,9 @@ import functools
 
 from ctpaper.settings import model_objective_family, model_settings  # noqa: E402
 from ctpaper.studies import variants as V  # noqa: E402
+from ctpaper.names import BL as _BL  # noqa: E402
+
+BL_LABEL = _BL.label  # the BL's label in the ces/mmd files
 
 STUDY = f"{R}/studies/{{variant}}"
 S_DATA = {k: f"{STUDY}/data/{{dataset}}/{k}" for k in DATA}
@@ -166,7 +170,7 @@ def _tasks_of(variant, dataset):
 
 
 def _reused_bl_rows(variant, dataset, seed, family):
-    """{"BL": [(ces, mmd) paths]} when the BL's rows of this ces evaluation are those of another
+    """{"BL": [ces path, mmd path]} when the BL's rows of this ces evaluation are those of another
     tree's file (a variant that retrains only the CT model: the BL's data, model file and the
     evaluation's config keys are the published ones), else {}: study_evaluate then scores the CT
     alone (ctpaper.evaluation.protocol: a model's rows do not depend on the other model)."""
@@ -174,7 +178,7 @@ def _reused_bl_rows(variant, dataset, seed, family):
     if tree == variant:
         return {}
     wc = dict(dataset=dataset, seed=seed, family=family)
-    return {"BL": [_in_tree(CES, S_CES, tree, **wc), _in_tree(MMD, S_MMD, tree, **wc)]}
+    return {BL_LABEL: [_in_tree(CES, S_CES, tree, **wc), _in_tree(MMD, S_MMD, tree, **wc)]}
 
 
 def _reused_inputs(variant, dataset, tasks):
@@ -185,7 +189,7 @@ def _reused_inputs(variant, dataset, tasks):
         if not t["reuse"]:
             continue
         tree = V.stage_tree(config, variant, "evaluate_ces", dataset, str(t["seed"]), ["bl"], t["family"])
-        paths = t["reuse"]["BL"]
+        paths = t["reuse"][BL_LABEL]
         out.update(paths if tree == "main" else [S_EVALS.format(variant=tree, dataset=dataset)])
     return sorted(out)
 

@@ -28,7 +28,10 @@ Choices the method leaves open (documented here and in the output):
 
 Randomness: every draw comes from a generator seeded by ``derive_seed(seed.global, ...)`` with the
 dataset, family, training seed, model, lambda index, run and target class as needed, so outputs are
-reproducible byte for byte and independent of evaluation order.
+reproducible byte for byte and independent of evaluation order. A model's rows are also
+independent of the model evaluated beside it (every draw that differs between models is keyed by the
+model, and IP* batches each model's groups apart), so one model can be evaluated alone and merged
+with the other's rows of an earlier evaluation (``run_evaluate_ces(reuse=)``).
 """
 
 from __future__ import annotations
@@ -149,7 +152,8 @@ def evaluate_counterfactuals(ds, models: dict[str, torch.nn.Module], config: dic
                              ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Generate and score the test-time CEs of one dataset/seed/family.
 
-    ``ds`` is a ``ctpaper.data.io.Dataset``; ``models`` maps "CT" and "BL" to classifiers. Returns
+    ``ds`` is a ``ctpaper.data.io.Dataset``; ``models`` maps the labels evaluated ("CT", "BL") to
+    classifiers. Returns
     (ces frame, mmd frame) with the column contracts of docs/design.md. ``labels``: the models to
     evaluate (a subset of ``MODEL_LABELS``, in its order); each model's rows are the same whether it
     is evaluated alone or with the other (every draw is keyed by its model, IP* batches each model's
@@ -159,6 +163,9 @@ def evaluate_counterfactuals(ds, models: dict[str, torch.nn.Module], config: dic
 
     if family not in ("free", "protected"):
         raise ValueError(f"unknown family {family!r}")
+    unknown = [m for m in labels if m not in MODEL_LABELS]
+    if unknown:
+        raise ValueError(f"unknown model labels {unknown}; known: {MODEL_LABELS}")
     labels = [m for m in MODEL_LABELS if m in labels]
     if not labels:
         raise ValueError(f"no model to evaluate: labels must name some of {MODEL_LABELS}")
@@ -354,7 +361,8 @@ def merge_model_rows(frames: Sequence[pd.DataFrame]) -> pd.DataFrame:
 
 def reused_rows(ces_path: str | Path, mmd_path: str | Path, label: str, dataset: str, family: str,
                 seed: int) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """The ces and mmd rows of model ``label`` in another evaluation's files of the same key."""
+    """The ces and mmd rows of model ``label`` in another evaluation's files of the same key (an
+    error if the files hold another key or no row of ``label``)."""
     from ctpaper.runtime import read_parquet
 
     ces, mmd = read_parquet(ces_path), read_parquet(mmd_path)
@@ -362,13 +370,26 @@ def reused_rows(ces_path: str | Path, mmd_path: str | Path, label: str, dataset:
     if len(keys) != 1 or tuple(keys.iloc[0]) != (dataset, family, int(seed)):
         raise ValueError(f"{ces_path} evaluates {keys.to_dict('records')}, not "
                          f"{dataset}/{family}/seed {seed}")
+    if not (ces["model"] == label).any():
+        raise ValueError(f"{ces_path} holds no row of model {label}")
     return (ces[ces["model"] == label].reset_index(drop=True),
             mmd[mmd["model"] == label].reset_index(drop=True))
 
 
+def _check_reused(reused: pd.DataFrame, ces: pd.DataFrame, label: str, path) -> None:
+    """The reused rows must follow the protocol of this evaluation: the same lambda values and, per
+    lambda, the same runs x individuals (a stale file of other settings fails here)."""
+    def shape(df):
+        return df.groupby("lambda_egy")[["run", "individual"]].agg(["nunique", "size"]).to_dict()
+
+    if shape(reused) != shape(ces):
+        raise ValueError(f"rows of {label} in {path} follow other evaluation settings (lambda values, "
+                         "runs or individuals) than this evaluation: a stale file?")
+
+
 def run_evaluate_ces(data_dir: str | Path, ct_model: str | Path, bl_model: str | Path, config: dict,
                      dataset: str, family: str, seed: int, ces_path: str | Path,
-                     mmd_path: str | Path, reuse: dict[str, tuple] | None = None) -> pd.DataFrame:
+                     mmd_path: str | Path, reuse: dict[str, Sequence] | None = None) -> pd.DataFrame:
     """Load data and models, evaluate, write ``ces.parquet`` and ``mmd.parquet`` atomically.
 
     ``reuse``: {label: (ces path, mmd path)} of models whose rows are taken from an evaluation of the
@@ -379,6 +400,9 @@ def run_evaluate_ces(data_dir: str | Path, ct_model: str | Path, bl_model: str |
     from ctpaper.runtime import write_parquet
 
     reuse = reuse or {}
+    unknown = [m for m in reuse if m not in MODEL_LABELS]
+    if unknown:
+        raise ValueError(f"unknown model labels to reuse {unknown}; known: {MODEL_LABELS}")
     ds = load_dataset(data_dir)
     models = {}
     for label, path in ((CT_LABEL, ct_model), (BL_LABEL, bl_model)):
@@ -392,6 +416,8 @@ def run_evaluate_ces(data_dir: str | Path, ct_model: str | Path, bl_model: str |
     ces, mmd = evaluate_counterfactuals(ds, models, config, dataset, family, seed, labels=list(models))
     if reuse:
         taken = [reused_rows(c, m, label, dataset, family, seed) for label, (c, m) in reuse.items()]
+        for label, (c, _) in zip(reuse, taken):
+            _check_reused(c, ces, label, reuse[label][0])
         ces = merge_model_rows([ces, *(c for c, _ in taken)])[CES_COLUMNS]
         mmd = merge_model_rows([mmd, *(m for _, m in taken)])[MMD_COLUMNS]
         log.info("rows of %s taken from %s", ", ".join(reuse), ", ".join(str(c) for c, _ in reuse.values()))

@@ -9,8 +9,9 @@ variant.
 
 Which stages a variant redoes follows from ``ctpaper.config_reads``: a stage is rerun under a variant
 iff it declares a key the variant sets (or an input it reads was redone), otherwise
-the study reuses the main results' file (``tree``). No torch/numpy import here (the workflow imports
-it while parsing).
+the study reuses the main results' file (``tree``); a ces evaluation redone only because the CT
+models were retrained reuses the main file's BL rows (``stage_tree`` of the BL alone; workflow
+studies_common.smk). No torch/numpy import here (the workflow imports it while parsing).
 """
 
 from __future__ import annotations
