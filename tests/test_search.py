@@ -275,6 +275,34 @@ def test_nascent_adversarial_example_is_last_state_within_eps():
             assert np.allclose(r.x_adv[i].numpy(), within[-1], atol=1e-6)
 
 
+@pytest.mark.parametrize("blocks", [None, [[1, 2, 3]]])
+def test_search_without_the_nascent_ae_gives_the_same_ces(blocks):
+    """Test time does not track the nascent AE (track_adversarial=False): every other output is
+    the same, with and without compaction, one-hot blocks, mutability and an initial state."""
+    m = build_model("mlp", 40, 4, hidden=16, seed=4)
+    g = torch.Generator().manual_seed(3)
+    x = torch.randn(600, 40, generator=g)
+    if blocks:
+        x[:, 1:4] = torch.nn.functional.one_hot(torch.randint(0, 3, (600,), generator=g), 3).float()
+    t = (m(x).argmax(1) + torch.randint(1, 4, (600,), generator=g)) % 4
+    mut = torch.zeros(40, dtype=torch.long)
+    mut[0], mut[5], mut[6] = MUT["none"], MUT["increase"], MUT["decrease"]
+    cfg = search_config(tau=0.5, T=30, lr=0.5)
+    for compact in (True, False):
+        for x_init in (None, x + 0.01):
+            kw = dict(mutability=mut, categorical_blocks=blocks, compact=compact, x_init=x_init,
+                      generator=torch.Generator().manual_seed(0))
+            a = search(m, x, t, cfg, -3.0, 3.0, **kw)
+            kw["generator"] = torch.Generator().manual_seed(0)
+            b = search(m, x, t, cfg, -3.0, 3.0, track_adversarial=False, **kw)
+            assert b.x_adv is None and a.x_adv is not None
+            for f in ("x_cf", "mature", "steps"):
+                assert torch.equal(getattr(a, f), getattr(b, f)), (f, compact, x_init is None)
+    assert len(set(a.steps.tolist())) > 5
+    empty = search(m, x[:0], t[:0], cfg, -3.0, 3.0, track_adversarial=False)
+    assert empty.x_adv is None and empty.x_cf.shape == (0, 40)
+
+
 def test_categorical_blocks_stay_one_hot_and_are_not_clamped():
     d = 7          # features: [num, block(1..3), num, block(5..6)]
     blocks = [[1, 2, 3], [5, 6]]

@@ -207,7 +207,8 @@ def evaluate_counterfactuals(ds, models: dict[str, torch.nn.Module], config: dic
             x = X[idx]
             res = search(models[m], x, target, s.search_config(lam), lower, upper,
                          mutability=mut, categorical_blocks=blocks, clamp_mask=clamp_mask,
-                         generator=torch_generator(s.seed_global, *key, "search", m, li))
+                         generator=torch_generator(s.seed_global, *key, "search", m, li),
+                         track_adversarial=False)   # the metrics read x_cf, mature and steps only
             x_cf = res.x_cf.detach()
             n = len(idx)
             df = pd.DataFrame({

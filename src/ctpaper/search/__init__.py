@@ -45,7 +45,7 @@ def search(model, x: Tensor, target: Tensor, cfg: SearchConfig, lower, upper,
            mutability: Tensor | None = None, categorical_blocks: Sequence[Sequence[int]] | None = None,
            clamp_mask: Tensor | None = None, x_init: Tensor | None = None,
            generator: torch.Generator | None = None, *, vae=None,
-           compact: bool = True) -> SearchResult:
+           compact: bool = True, track_adversarial: bool = True) -> SearchResult:
     """Run the batched CE search of method 4 for factuals ``x`` (n, D) towards ``target`` (n,).
 
     ``lower``/``upper``: domain bounds (D,) or scalars; ``mutability``: per-feature codes
@@ -53,9 +53,13 @@ def search(model, x: Tensor, target: Tensor, cfg: SearchConfig, lower, upper,
     after every step (test time only); ``clamp_mask``: bool (D,), False = column not clamped (one-hot
     columns at test time); ``x_init``: initial state instead of x (Figure 2); ``generator``: random
     tie-breaking (and REVISE sampling); ``vae``: required for ``cfg.generator == "revise"``;
-    ``compact``: drop converged rows from the working set (identical results, faster).
+    ``compact``: drop converged rows from the working set (identical results, faster);
+    ``track_adversarial``: False skips the nascent AE (method 4.2; ``x_adv`` is then None), which
+    only training uses: the other outputs are the same, and a test-time search is faster.
     """
     if cfg.generator == "revise":
+        if not track_adversarial:
+            raise ValueError("REVISE always tracks the nascent AE")
         if vae is None:
             raise ValueError("the REVISE generator needs a fitted VAE (vae=...)")
         if x_init is not None or categorical_blocks:
@@ -65,8 +69,10 @@ def search(model, x: Tensor, target: Tensor, cfg: SearchConfig, lower, upper,
     x, target = x.detach(), target.detach().long()
     if x.shape[0] == 0:
         state = (x if x_init is None else x_init.detach().to(x)).clone()
-        return SearchResult(state, x.clone(), torch.zeros(0, dtype=torch.bool),
+        return SearchResult(state, x.clone() if track_adversarial else None,
+                            torch.zeros(0, dtype=torch.bool),
                             torch.zeros(0, dtype=torch.long))
     return run_search(CompactingSearch(model, x, target, cfg, lower, upper, mutability,
-                                       categorical_blocks, clamp_mask, x_init, generator, compact),
+                                       categorical_blocks, clamp_mask, x_init, generator, compact,
+                                       track_adversarial),
                       cfg)

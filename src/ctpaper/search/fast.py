@@ -59,7 +59,7 @@ class CompactingSearch:
     def __init__(self, model, x_factual: Tensor, t: Tensor, cfg: SearchConfig, lower, upper,
                  mutability: Tensor | None, categorical_blocks: Sequence[Sequence[int]] | None,
                  clamp_mask: Tensor | None, x_init: Tensor | None,
-                 generator: torch.Generator | None, compact: bool):
+                 generator: torch.Generator | None, compact: bool, track_adversarial: bool = True):
         n, d = x_factual.shape
         self.model, self.cfg, self.compact = model, cfg, compact
         self.lb, self.ub = domain_bounds(lower, upper, clamp_mask, d, x_factual)
@@ -74,13 +74,14 @@ class CompactingSearch:
         self.l1_from_start = x_init is not None      # at k = 0, x' - x = 0 unless x'_0 = x_init
         # batch outputs; the working set aliases them until the first compaction
         self.out_x = (x_factual if x_init is None else x_init.detach().to(x_factual)).clone()
-        self.out_adv = x_factual.clone()
+        self.track_adv = track_adversarial
+        self.out_adv = x_factual.clone() if track_adversarial else None
         self.steps = torch.zeros(n, dtype=torch.long)
         self.mature = torch.zeros(n, dtype=torch.bool)
         self.batch_rows: Tensor | None = None
         self.x_prime, self.x_factual, self.t, self.x_adv = self.out_x, x_factual, t, self.out_adv
         self.delta = self.x_prime - self.x_factual    # x' - x: L1 subgradient and AE distance
-        if x_init is not None:                        # x'_0 = x_init is itself a candidate nascent AE
+        if x_init is not None and self.track_adv:     # x'_0 = x_init is itself a candidate nascent AE
             ok = _within(_linf(self.delta), float(cfg.eps), bool(cfg.eps_strict))
             self.x_adv[ok] = self.x_prime[ok]
         self.searching: Tensor | None = None
@@ -126,11 +127,13 @@ class CompactingSearch:
         rd = self._rows(done)
         if self.x_prime is not self.out_x:            # (else the rows are already in place)
             self.out_x[rd] = self.x_prime[done]
-        if self.x_adv is not self.out_adv:
+        if self.track_adv and self.x_adv is not self.out_adv:
             self.out_adv[rd] = self.x_adv[done]
         self.batch_rows = keep if self.batch_rows is None else self.batch_rows[keep]
         self.x_prime, self.x_factual, self.t = self.x_prime[keep], self.x_factual[keep], self.t[keep]
-        self.delta, self.x_adv = self.delta[keep], self.x_adv[keep]
+        self.delta = self.delta[keep]
+        if self.track_adv:
+            self.x_adv = self.x_adv[keep]
         self.searching, self.untouched, self.keep = None, None, keep
 
     def loss(self, logits: Tensor, log_p_t: Tensor, k: int) -> Tensor:
@@ -172,8 +175,11 @@ class CompactingSearch:
         self._track_adversarial()
 
     def _track_adversarial(self) -> None:
-        """The nascent AE of a searching row is its latest state within eps of the factual."""
+        """delta = x' - x (the L1 subgradient's sign needs it) and, when tracked, the nascent AE: a
+        searching row's latest state within eps of the factual."""
         torch.sub(self.x_prime, self.x_factual, out=self.delta)
+        if not self.track_adv:
+            return
         ok = _within(_linf(self.delta), float(self.cfg.eps), bool(self.cfg.eps_strict))
         if self.searching is not None:
             ok &= self.searching
@@ -197,5 +203,6 @@ class CompactingSearch:
         if self.batch_rows is None:
             return SearchResult(self.x_prime, self.x_adv, self.mature, self.steps)
         self.out_x[self.batch_rows] = self.x_prime
-        self.out_adv[self.batch_rows] = self.x_adv
+        if self.track_adv:
+            self.out_adv[self.batch_rows] = self.x_adv
         return SearchResult(self.out_x, self.out_adv, self.mature, self.steps)

@@ -52,7 +52,7 @@ class SearchResult:
     """Per-sample search outputs: final CE, nascent AE, maturity flag and number of steps taken."""
 
     x_cf: Tensor
-    x_adv: Tensor
+    x_adv: Tensor | None   # None: not tracked (search(track_adversarial=False))
     mature: Tensor   # bool
     steps: Tensor    # int64
 
