@@ -55,11 +55,10 @@ def search(model, x: Tensor, target: Tensor, cfg: SearchConfig, lower, upper,
     tie-breaking (and REVISE sampling); ``vae``: required for ``cfg.generator == "revise"``;
     ``compact``: drop converged rows from the working set (identical results, faster);
     ``track_adversarial``: False skips the nascent AE (method 4.2; ``x_adv`` is then None), which
-    only training uses: the other outputs are the same, and a test-time search is faster.
+    only training uses: the other outputs are the same, and a test-time search is faster (REVISE
+    tracks it regardless).
     """
     if cfg.generator == "revise":
-        if not track_adversarial:
-            raise ValueError("REVISE always tracks the nascent AE")
         if vae is None:
             raise ValueError("the REVISE generator needs a fitted VAE (vae=...)")
         if x_init is not None or categorical_blocks:
