@@ -169,29 +169,32 @@ def _tasks_of(variant, dataset):
     return tasks
 
 
-def _reused_bl_rows(variant, dataset, seed, family):
-    """{"BL": [ces path, mmd path]} when the BL's rows of this ces evaluation are those of another
-    tree's file (a variant that retrains only the CT model: the BL's data, model file and the
-    evaluation's config keys are the published ones), else {}: study_evaluate then scores the CT
-    alone (ctpaper.evaluation.protocol: a model's rows do not depend on the other model)."""
+@functools.lru_cache(maxsize=None)
+def _bl_rows_source(variant, dataset, seed, family):
+    """(ces path, mmd path, input) of the file whose BL rows this ces evaluation of a variant can
+    take, or None. A variant that retrains only the CT model leaves the BL's data, model file and
+    the evaluation's config keys at the published ones (stage_tree of the BL alone is not the
+    variant's), so the BL's rows are the main file's; study_evaluate then scores the CT alone
+    (ctpaper.evaluation.protocol: a model's rows do not depend on the other model)."""
     tree = V.stage_tree(config, variant, "evaluate_ces", dataset, seed, ["bl"], family)
     if tree == variant:
-        return {}
+        return None
     wc = dict(dataset=dataset, seed=seed, family=family)
-    return {BL_LABEL: [_in_tree(CES, S_CES, tree, **wc), _in_tree(MMD, S_MMD, tree, **wc)]}
+    ces, mmd = _in_tree(CES, S_CES, tree, **wc), _in_tree(MMD, S_MMD, tree, **wc)
+    return ces, mmd, (ces, mmd) if tree == "main" else (S_EVALS.format(variant=tree, dataset=dataset),)
+
+
+def _reused_bl_rows(variant, dataset, seed, family):
+    """A ces task's ``reuse``: {"BL": [ces path, mmd path]} (_bl_rows_source), else {}."""
+    source = _bl_rows_source(variant, dataset, str(seed), family)
+    return {BL_LABEL: list(source[:2])} if source else {}
 
 
 def _reused_inputs(variant, dataset, tasks):
     """The inputs behind the reused rows of ``tasks``: the files, or the study_evaluate directories
     that hold them."""
-    out = set()
-    for t in tasks:
-        if not t["reuse"]:
-            continue
-        tree = V.stage_tree(config, variant, "evaluate_ces", dataset, str(t["seed"]), ["bl"], t["family"])
-        paths = t["reuse"][BL_LABEL]
-        out.update(paths if tree == "main" else [S_EVALS.format(variant=tree, dataset=dataset)])
-    return sorted(out)
+    sources = (_bl_rows_source(variant, dataset, str(t["seed"]), t["family"]) for t in tasks if t["reuse"])
+    return sorted({i for source in sources for i in source[2]})
 
 
 def _study_eval_input(wc):

@@ -153,9 +153,8 @@ def evaluate_counterfactuals(ds, models: dict[str, torch.nn.Module], config: dic
     """Generate and score the test-time CEs of one dataset/seed/family.
 
     ``ds`` is a ``ctpaper.data.io.Dataset``; ``models`` maps the labels evaluated ("CT", "BL") to
-    classifiers. Returns
-    (ces frame, mmd frame) with the column contracts of docs/design.md. ``labels``: the models to
-    evaluate (a subset of ``MODEL_LABELS``, in its order); each model's rows are the same whether it
+    classifiers. Returns (ces frame, mmd frame) with the column contracts of docs/design.md.
+    ``labels``: the models to evaluate (a subset of ``MODEL_LABELS``, in its order); each model's rows are the same whether it
     is evaluated alone or with the other (every draw is keyed by its model, IP* batches each model's
     groups apart), so ``merge_model_rows`` of two single-model evaluations equals the joint one.
     """
