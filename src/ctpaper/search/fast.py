@@ -11,6 +11,10 @@ speed:
   which converged before their first step, are restored explicitly);
 - the L1 subgradient is computed in closed form (sign(x' - x) into a reused buffer: fresh (n, D)
   allocations page-fault), the step and the mutability bounds work on the gradient in place;
+- the nascent AE is tracked lazily: a row whose latest state lies within eps is only marked
+  (``adv_current``); its state is copied to ``x_adv`` when it leaves the ball, leaves the working set
+  or the search ends. Each step writes the new state into a second buffer (``spare``) so the
+  previous one is still there when a row leaves (a whole-batch copy per step otherwise);
 - ``tune_allocator`` keeps freed large blocks in the process.
 """
 
@@ -88,6 +92,8 @@ class CompactingSearch:
         self.untouched: tuple[Tensor, Tensor] | None = None
         self.keep: Tensor | None = None               # rows kept by a compaction in this iteration
         self.sign_buffer: Tensor | None = None
+        self.adv_current: Tensor | None = None        # rows whose nascent AE is their current x'
+        self.spare: Tensor | None = None              # the next step's state buffer (tracking AEs)
 
     def _rows(self, sel: Tensor) -> Tensor:
         return sel if self.batch_rows is None else self.batch_rows[sel]
@@ -127,13 +133,21 @@ class CompactingSearch:
         rd = self._rows(done)
         if self.x_prime is not self.out_x:            # (else the rows are already in place)
             self.out_x[rd] = self.x_prime[done]
-        if self.track_adv and self.x_adv is not self.out_adv:
-            self.out_adv[rd] = self.x_adv[done]
+        if self.track_adv:
+            self._settle_adversarial(~now)
+            if self.x_adv is not self.out_adv:
+                self.out_adv[rd] = self.x_adv[done]
         self.batch_rows = keep if self.batch_rows is None else self.batch_rows[keep]
+        old = self.x_prime
         self.x_prime, self.x_factual, self.t = self.x_prime[keep], self.x_factual[keep], self.t[keep]
         self.delta = self.delta[keep]
         if self.track_adv:
             self.x_adv = self.x_adv[keep]
+            if self.adv_current is not None:
+                self.adv_current = self.adv_current[keep]
+            # the old state buffer becomes the spare unless it holds the batch outputs
+            self.spare = old if old is not self.out_x else (
+                self.spare if self.spare is not None and self.spare is not self.out_x else None)
         self.searching, self.untouched, self.keep = None, None, keep
 
     def loss(self, logits: Tensor, log_p_t: Tensor, k: int) -> Tensor:
@@ -163,7 +177,19 @@ class CompactingSearch:
             g.clamp_(*self.g_bounds)
         if self.searching is not None:
             g.mul_(self.searching[:, None])
-        self.x_prime.add_(g, alpha=-self.cfg.lr)      # x_prime is our own copy (batch or working set)
+        previous = None
+        if self.track_adv:                            # x' - eta g into the spare buffer
+            n = self.x_prime.shape[0]
+            if self.spare is None or self.spare.shape[0] < n:
+                self.spare = torch.empty_like(self.x_prime)
+            previous = self.x_prime
+            # the whole spare while the working set keeps its size: before the first compaction the
+            # two buffers are the batch output and its twin, told apart by identity
+            out = self.spare if self.spare.shape[0] == n else self.spare[:n]
+            self.x_prime = torch.add(previous, g, alpha=-self.cfg.lr, out=out)
+            self.spare = previous
+        else:
+            self.x_prime.add_(g, alpha=-self.cfg.lr)  # x_prime is our own copy (batch or working set)
         if self.blocks:
             reconstruct_categoricals(self.x_prime, self.blocks, self.generator, rows=self.searching)
         if self.scalar_bounds is not None:
@@ -172,24 +198,38 @@ class CompactingSearch:
             self.x_prime.clamp_(self.lb, self.ub)
         if self.searching is not None and self.untouched is not None and self.untouched[0].numel():
             self.x_prime[self.untouched[0]] = self.untouched[1]
-        self._track_adversarial()
+        self._track_adversarial(previous)
 
-    def _track_adversarial(self) -> None:
+    def _track_adversarial(self, previous: Tensor | None) -> None:
         """delta = x' - x (the L1 subgradient's sign needs it) and, when tracked, the nascent AE: a
-        searching row's latest state within eps of the factual."""
+        searching row's latest state within eps of the factual. A marked row that is no longer
+        within eps gets its ``previous`` state (the one it was marked at) copied to ``x_adv``."""
         torch.sub(self.x_prime, self.x_factual, out=self.delta)
         if not self.track_adv:
             return
         ok = _within(_linf(self.delta), float(self.cfg.eps), bool(self.cfg.eps_strict))
         if self.searching is not None:
             ok &= self.searching
-        if bool(ok.all()):
-            self.x_adv.copy_(self.x_prime)
-        elif bool(ok.any()):
-            torch.where(ok[:, None], self.x_prime, self.x_adv, out=self.x_adv)
+        if self.adv_current is not None:
+            left = (self.adv_current & ~ok).nonzero().squeeze(1)
+            if left.numel():
+                self.x_adv[left] = previous[left]
+        self.adv_current = ok
+
+    def _settle_adversarial(self, rows: Tensor | None = None) -> None:
+        """Copy the current state of the marked rows (all, or those in the mask ``rows``) to
+        ``x_adv``; they stay marked."""
+        if self.adv_current is None:
+            return
+        sel = self.adv_current if rows is None else self.adv_current & rows
+        idx = sel.nonzero().squeeze(1)
+        if idx.numel():
+            self.x_adv[idx] = self.x_prime[idx]
 
     def finish(self, n_steps: int, converged: bool) -> SearchResult:
         """Final check of the rows still searching after the budget; the batch outputs."""
+        if self.track_adv:
+            self._settle_adversarial()
         if not converged:
             act = (torch.ones(self.x_prime.shape[0], dtype=torch.bool) if self.searching is None
                    else self.searching)
